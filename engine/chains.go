@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/billing-engine/billing/engine/expr"
+	"github.com/billing-engine/billing/engine/internal/pipeline"
+	"github.com/billing-engine/billing/engine/internal/stream"
+	"github.com/billing-engine/billing/engine/sdk"
+)
+
+// branchPlugin is the plugin that evaluates a pipeline's `branches:`.
+const branchPlugin = "branch"
+
+// ErrPlugin reports a plugin that cannot be started.
+var ErrPlugin = errors.New("engine: plugin")
+
+// buildRunners compiles every pipeline. The returned func closes the
+// processors that hold resources.
+func (e *Engine) buildRunners(ctx context.Context, brokers []string, cfg *sarama.Config) ([]*stream.Runner, func() error, error) {
+	var runners []*stream.Runner
+	var closers []sdk.Closer
+	closeAll := func() error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c.Close())
+		}
+		return errors.Join(errs...)
+	}
+	for _, p := range e.file.Pipelines {
+		chain, cs, err := e.buildChain(ctx, p)
+		closers = append(closers, cs...)
+		if err != nil {
+			return nil, nil, errors.Join(err, closeAll())
+		}
+		runners = append(runners, stream.NewRunner(stream.RunnerConfig{
+			ApplicationID: e.file.ApplicationID,
+			Brokers:       brokers,
+			Sarama:        cfg,
+			Topic:         p.Source.Topic,
+			Chain:         chain,
+			MaxBatch:      p.Source.MaxBatch,
+			MaxWait:       p.Source.MaxWait,
+			ExactlyOnce:   e.file.Kafka.ExactlyOnce,
+			Log:           e.log,
+		}))
+	}
+	return runners, closeAll, nil
+}
+
+func (e *Engine) buildChain(ctx context.Context, p pipeline.Pipeline) (*stream.Chain, []sdk.Closer, error) {
+	schema, err := e.reg.Schema(p.Source.Schema)
+	if err != nil {
+		return nil, nil, fmt.Errorf("engine: pipeline %s: %w", p.Name, err)
+	}
+	chain := &stream.Chain{
+		Pipeline: p.Name, Registry: e.reg, Schema: schema, DLQ: p.Errors.DLQ,
+		Retries: p.Errors.Retries, Backoff: p.Errors.Backoff, Observer: e.stats, Log: e.log,
+	}
+	var closers []sdk.Closer
+	for _, st := range p.Stages {
+		step, err := e.buildStep(ctx, p, st)
+		if err != nil {
+			return nil, closers, err
+		}
+		if c, ok := step.Processor.(sdk.Closer); ok {
+			closers = append(closers, c)
+		}
+		chain.Steps = append(chain.Steps, step)
+	}
+	if len(p.Branches) > 0 {
+		step, err := e.branchStep(ctx, p)
+		if err != nil {
+			return nil, closers, err
+		}
+		chain.Steps = append(chain.Steps, step)
+	}
+	return chain, closers, nil
+}
+
+func (e *Engine) buildStep(ctx context.Context, p pipeline.Pipeline, st pipeline.Stage) (stream.Step, error) {
+	if st.Filter != "" {
+		prog, err := expr.CompileBool(st.Filter, nil)
+		if err != nil {
+			return stream.Step{}, fmt.Errorf("engine: pipeline %s stage %s: %w", p.Name, st.Name, err)
+		}
+		return stream.Step{Name: st.Name, Filter: prog}, nil
+	}
+	proc, timeout, err := e.processor(ctx, p, st.Name, st.Plugin, st.Config)
+	if err != nil {
+		return stream.Step{}, err
+	}
+	return stream.Step{Name: st.Name, Processor: proc, Outputs: st.Outputs, Timeout: timeout}, nil
+}
+
+// branchStep turns `branches:` into a stage of the branch plugin. A default
+// branch to the DLQ topic is left out, so unmatched records reach the DLQ
+// through the DLQ path, with a reason.
+func (e *Engine) branchStep(ctx context.Context, p pipeline.Pipeline) (stream.Step, error) {
+	var routes []any
+	settings := map[string]any{}
+	outputs := map[string]string{}
+	for _, b := range p.Branches {
+		if b.Default {
+			if b.To != p.Errors.DLQ {
+				settings["default"] = b.Name
+				outputs[b.Name] = b.To
+			}
+			continue
+		}
+		routes = append(routes, map[string]any{"output": b.Name, "when": b.When})
+		outputs[b.Name] = b.To
+	}
+	settings["routes"] = routes
+	proc, timeout, err := e.processor(ctx, p, branchPlugin, branchPlugin, settings)
+	if err != nil {
+		return stream.Step{}, err
+	}
+	return stream.Step{Name: branchPlugin, Processor: proc, Outputs: outputs, Timeout: timeout}, nil
+}
+
+// processor builds the named plugin for one stage.
+func (e *Engine) processor(ctx context.Context, p pipeline.Pipeline, stage, name string, settings map[string]any) (sdk.Processor, time.Duration, error) {
+	decl, declared := e.file.Plugins[name]
+	if declared && decl.Command != "" {
+		return nil, 0, fmt.Errorf("%w %s: out-of-process plugins (command %s) are not supported by this build", ErrPlugin, name, decl.Command)
+	}
+	factory, ok := e.opts.processors[name]
+	if !ok {
+		return nil, 0, fmt.Errorf("%w %s: not registered in-process and no command given", ErrPlugin, name)
+	}
+	merged := map[string]any{}
+	for k, v := range decl.Config {
+		merged[k] = v
+	}
+	for k, v := range settings {
+		merged[k] = v
+	}
+	proc, err := factory(ctx, sdk.Config{
+		Name: name, Pipeline: p.Name, Stage: stage, Settings: merged, SchemasDir: e.file.SchemasDir,
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w %s (pipeline %s, stage %s): %w", ErrPlugin, name, p.Name, stage, err)
+	}
+	return proc, decl.Timeout, nil
+}

@@ -1,0 +1,69 @@
+package pipeline
+
+import (
+	"maps"
+	"slices"
+)
+
+// TopicSpec is a topic the file uses, with the settings to create it with.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	Compact           bool
+}
+
+// TopicSpecs returns every topic the pipelines use (sources, branch sinks,
+// stage outputs and dead-letter queues) and every topic declared under
+// topics:, sorted by name, each once. Partitions and compaction come from
+// the topic's entry under topics:, partitions falling back to
+// Kafka.Partitions; the replication factor is Kafka.ReplicationFactor.
+// Internal topics (changelogs, repartition topics) are not included.
+//
+// (It is not named Topics: that is the field holding the overrides.)
+func (f *File) TopicSpecs() []TopicSpec {
+	names := make(map[string]bool)
+	add := func(name string) {
+		if name != "" {
+			names[name] = true
+		}
+	}
+	for name := range f.Topics {
+		add(name)
+	}
+	for _, p := range f.Pipelines {
+		add(p.Source.Topic)
+		add(p.Errors.DLQ)
+		for _, s := range p.Stages {
+			for _, t := range s.Outputs {
+				add(t)
+			}
+		}
+		for _, b := range p.Branches {
+			add(b.To)
+		}
+	}
+	specs := make([]TopicSpec, 0, len(names))
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		specs = append(specs, f.topicSpec(name))
+	}
+	return specs
+}
+
+func (f *File) topicSpec(name string) TopicSpec {
+	t := f.Topics[name]
+	spec := TopicSpec{
+		Name:              name,
+		Partitions:        f.Kafka.Partitions,
+		ReplicationFactor: f.Kafka.ReplicationFactor,
+		Compact:           t.Compact,
+	}
+	if t.Partitions > 0 {
+		spec.Partitions = t.Partitions
+	}
+	return spec
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}

@@ -1,0 +1,300 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/billing-engine/billing/engine/avro"
+	"github.com/billing-engine/billing/engine/expr"
+	"github.com/billing-engine/billing/engine/sdk"
+)
+
+// DLQ header names. Every dead-lettered record carries all of them.
+const (
+	HeaderReason    = "dlq.reason"
+	HeaderStage     = "dlq.stage"
+	HeaderPipeline  = "dlq.pipeline"
+	HeaderTopic     = "dlq.topic"
+	HeaderPartition = "dlq.partition"
+	HeaderOffset    = "dlq.offset"
+)
+
+// StageDecode is the stage name DLQ records carry when the value could not
+// be decoded.
+const StageDecode = "decode"
+
+// Step is one compiled stage of a Chain.
+type Step struct {
+	// Name is the stage's name, for DLQ headers, logs and metrics.
+	Name string
+	// Filter, when set, drops records for which it is false.
+	Filter *expr.Program
+	// Processor, when set, processes the batch.
+	Processor sdk.Processor
+	// Outputs maps the processor's output names to topics.
+	Outputs map[string]string
+	// Timeout bounds one Process call. Zero means 30s.
+	Timeout time.Duration
+}
+
+// Chain is a pipeline's stages, compiled. It is safe for concurrent use by
+// the partitions of one pipeline.
+type Chain struct {
+	// Pipeline names the pipeline.
+	Pipeline string
+	// Registry and Schema decode source values.
+	Registry *avro.Registry
+	Schema   *avro.Schema
+	// Steps run in order.
+	Steps []Step
+	// DLQ is the dead-letter topic.
+	DLQ string
+	// Retries and Backoff govern failed Process calls: Retries < 0 retries
+	// until the context ends.
+	Retries int
+	Backoff time.Duration
+	// Observer, when set, is told what the chain did.
+	Observer Observer
+	// Log receives retry warnings.
+	Log *slog.Logger
+}
+
+// Observer receives counts of what a chain did. Implementations must be
+// safe for concurrent use.
+type Observer interface {
+	// Consumed counts records read from the source.
+	Consumed(pipeline string, n int)
+	// Produced counts records written to topic by stage.
+	Produced(pipeline, stage, topic string, n int)
+	// DeadLettered counts one record sent to the DLQ.
+	DeadLettered(pipeline, stage, reason string)
+	// Dropped counts records a filter dropped.
+	Dropped(pipeline, stage string, n int)
+}
+
+// Output is a record to produce.
+type Output struct {
+	Topic     string
+	Key       []byte
+	Value     []byte
+	Headers   []sdk.Header
+	Timestamp time.Time
+	// Stage produced it (for metrics).
+	Stage string
+}
+
+// item is a record in flight, with the index of the source message it
+// came from.
+type item struct {
+	rec    sdk.Record
+	origin int
+}
+
+// Process runs msgs through the chain and returns what to produce, in
+// order. Records that fail go to the DLQ output; only a context error (the
+// engine is stopping mid-retry) is returned, in which case nothing of the
+// batch may be committed.
+func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) ([]Output, error) {
+	outs := make([]Output, 0, len(msgs))
+	items := make([]item, 0, len(msgs))
+	for i, m := range msgs {
+		rec := toRecord(m)
+		data, err := c.decode(m.Value)
+		if err != nil {
+			outs = append(outs, c.deadLetter(m, rec, StageDecode, err.Error()))
+			continue
+		}
+		rec.Data = data
+		items = append(items, item{rec: rec, origin: i})
+	}
+	if o := c.Observer; o != nil {
+		o.Consumed(c.Pipeline, len(msgs))
+	}
+	for _, st := range c.Steps {
+		var err error
+		if st.Filter != nil {
+			items, outs = c.filter(st, msgs, items, outs)
+			continue
+		}
+		items, outs, err = c.process(ctx, st, msgs, items, outs)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return outs, nil
+}
+
+func (c *Chain) decode(v []byte) (map[string]any, error) {
+	if len(v) == 0 {
+		return nil, errors.New("empty value")
+	}
+	return c.Registry.Decode(c.Schema, v)
+}
+
+func (c *Chain) filter(st Step, msgs []*sarama.ConsumerMessage, items []item, outs []Output) ([]item, []Output) {
+	kept := items[:0]
+	dropped := 0
+	for _, it := range items {
+		ok, err := st.Filter.EvalBool(it.rec.Data)
+		switch {
+		case err != nil:
+			outs = append(outs, c.deadLetter(msgs[it.origin], it.rec, st.Name, err.Error()))
+		case ok:
+			kept = append(kept, it)
+		default:
+			dropped++
+		}
+	}
+	if o := c.Observer; o != nil && dropped > 0 {
+		o.Dropped(c.Pipeline, st.Name, dropped)
+	}
+	return kept, outs
+}
+
+func (c *Chain) process(ctx context.Context, st Step, msgs []*sarama.ConsumerMessage, items []item, outs []Output) ([]item, []Output, error) {
+	if len(items) == 0 {
+		return items, outs, nil
+	}
+	batch := make([]sdk.Record, len(items))
+	for i, it := range items {
+		batch[i] = it.rec
+	}
+	results, err := c.call(ctx, st, batch)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		for _, it := range items {
+			outs = append(outs, c.deadLetter(msgs[it.origin], it.rec, st.Name, err.Error()))
+		}
+		return nil, outs, nil
+	}
+	next := make([]item, 0, len(items))
+	for i, res := range results {
+		it := items[i]
+		for _, e := range res.Emits {
+			if e.Output == "" || e.Output == "next" {
+				rec, err := c.chained(it.rec, e)
+				if err != nil {
+					outs = append(outs, c.deadLetter(msgs[it.origin], it.rec, st.Name, err.Error()))
+					continue
+				}
+				next = append(next, item{rec: rec, origin: it.origin})
+				continue
+			}
+			topic, ok := st.Outputs[e.Output]
+			if !ok {
+				outs = append(outs, c.deadLetter(msgs[it.origin], it.rec, st.Name, fmt.Sprintf("unknown output %q", e.Output)))
+				continue
+			}
+			outs = append(outs, emitted(it.rec, e, topic, st.Name))
+		}
+		if res.DLQ != "" {
+			outs = append(outs, c.deadLetter(msgs[it.origin], it.rec, st.Name, res.DLQ))
+		}
+	}
+	return next, outs, nil
+}
+
+// call runs one Process call with the step's timeout, retrying a failed
+// batch with exponential backoff.
+func (c *Chain) call(ctx context.Context, st Step, batch []sdk.Record) ([]sdk.Result, error) {
+	timeout := st.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	backoff := c.Backoff
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		results, err := st.Processor.Process(cctx, batch)
+		cancel()
+		if err == nil && len(results) != len(batch) {
+			err = fmt.Errorf("stage %s returned %d results for %d records", st.Name, len(results), len(batch))
+		}
+		if err == nil {
+			return results, nil
+		}
+		if c.Retries >= 0 && attempt >= c.Retries {
+			return nil, fmt.Errorf("stage %s failed after %d attempts: %w", st.Name, attempt+1, err)
+		}
+		if c.Log != nil {
+			c.Log.Warn("stage failed; retrying batch", "pipeline", c.Pipeline, "stage", st.Name, "attempt", attempt+1, "backoff", backoff, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// chained builds the record the next stage sees from an emit to "next".
+func (c *Chain) chained(in sdk.Record, e sdk.Emit) (sdk.Record, error) {
+	out := in
+	if e.Key != nil {
+		out.Key = e.Key
+	}
+	if e.Headers != nil {
+		out.Headers = e.Headers
+	}
+	out.Value = e.Value
+	out.Data = e.Data
+	if out.Data == nil {
+		data, err := c.decode(e.Value)
+		if err != nil {
+			return sdk.Record{}, fmt.Errorf("emitted value: %w", err)
+		}
+		out.Data = data
+	}
+	return out, nil
+}
+
+func emitted(in sdk.Record, e sdk.Emit, topic, stage string) Output {
+	o := Output{Topic: topic, Key: in.Key, Value: e.Value, Headers: in.Headers, Timestamp: in.Timestamp, Stage: stage}
+	if e.Key != nil {
+		o.Key = e.Key
+	}
+	if e.Headers != nil {
+		o.Headers = e.Headers
+	}
+	return o
+}
+
+// deadLetter builds the DLQ record for rec, which came from m.
+func (c *Chain) deadLetter(m *sarama.ConsumerMessage, rec sdk.Record, stage, reason string) Output {
+	if o := c.Observer; o != nil {
+		o.DeadLettered(c.Pipeline, stage, reason)
+	}
+	h := make([]sdk.Header, 0, len(rec.Headers)+6)
+	h = append(h, rec.Headers...)
+	h = append(h,
+		sdk.Header{Key: HeaderReason, Value: []byte(reason)},
+		sdk.Header{Key: HeaderStage, Value: []byte(stage)},
+		sdk.Header{Key: HeaderPipeline, Value: []byte(c.Pipeline)},
+		sdk.Header{Key: HeaderTopic, Value: []byte(m.Topic)},
+		sdk.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(m.Partition)))},
+		sdk.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	return Output{Topic: c.DLQ, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: rec.Timestamp, Stage: stage}
+}
+
+func toRecord(m *sarama.ConsumerMessage) sdk.Record {
+	var hs []sdk.Header
+	if len(m.Headers) > 0 {
+		hs = make([]sdk.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			hs[i] = sdk.Header{Key: string(h.Key), Value: h.Value}
+		}
+	}
+	return sdk.Record{
+		Key: m.Key, Value: m.Value, Headers: hs,
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Timestamp: m.Timestamp,
+	}
+}

@@ -1,0 +1,182 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// handler is the sarama.ConsumerGroupHandler of a Runner.
+type handler struct {
+	r     *Runner
+	txns  *producerPool       // exactly-once
+	plain sarama.SyncProducer // at-least-once
+}
+
+func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
+	h.r.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
+	return nil
+}
+
+func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+// ConsumeClaim processes one partition, batch by batch, until the session
+// ends. The batch in hand is always finished and committed first.
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	log := h.r.log.With("topic", claim.Topic(), "partition", claim.Partition())
+	txnID := fmt.Sprintf("%s-%s-%d", h.r.group, claim.Topic(), claim.Partition())
+	batch := make([]*sarama.ConsumerMessage, 0, h.r.cfg.MaxBatch)
+	for {
+		var ok bool
+		batch, ok = h.collect(sess.Context(), claim.Messages(), batch[:0])
+		if len(batch) > 0 {
+			if err := h.commit(sess, txnID, batch); err != nil {
+				log.Error("batch not committed; the partition will be re-read from its last commit", "err", err, "first_offset", batch[0].Offset)
+				return err
+			}
+		}
+		if !ok {
+			return nil
+		}
+	}
+}
+
+// collect waits for a first message, then takes what arrives within
+// MaxWait, up to MaxBatch. ok is false when the claim or session ended.
+func (h *handler) collect(ctx context.Context, msgs <-chan *sarama.ConsumerMessage, batch []*sarama.ConsumerMessage) ([]*sarama.ConsumerMessage, bool) {
+	select {
+	case <-ctx.Done():
+		return batch, false
+	case m, ok := <-msgs:
+		if !ok {
+			return batch, false
+		}
+		batch = append(batch, m)
+	}
+	timer := time.NewTimer(h.r.cfg.MaxWait)
+	defer timer.Stop()
+	for len(batch) < h.r.cfg.MaxBatch {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, m)
+		case <-timer.C:
+			return batch, true
+		case <-ctx.Done():
+			return batch, false
+		}
+	}
+	return batch, true
+}
+
+// commit processes batch and commits its outputs and offset. Transient
+// Kafka errors are retried with the same outputs in a new transaction; a
+// fatal producer error (fenced by a new owner) gives up the partition.
+func (h *handler) commit(sess sarama.ConsumerGroupSession, txnID string, batch []*sarama.ConsumerMessage) error {
+	// The batch in hand is finished even when the session is ending; only
+	// a stop of the whole engine mid-retry abandons it.
+	ctx := context.WithoutCancel(sess.Context())
+	outs, err := h.r.cfg.Chain.Process(ctx, batch)
+	if err != nil {
+		return err
+	}
+	last := batch[len(batch)-1]
+	if h.plain != nil {
+		if err := h.plain.SendMessages(toProducerMessages(outs)); err != nil {
+			return fmt.Errorf("stream: produce: %w", err)
+		}
+		sess.MarkMessage(last, "")
+		sess.Commit()
+		h.observe(outs)
+		return nil
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := h.transact(sess, txnID, outs, last)
+		if err == nil {
+			h.observe(outs)
+			return nil
+		}
+		if errors.Is(err, errFatalProducer) || attempt >= 10 {
+			h.txns.discard(txnID)
+			return err
+		}
+		h.r.log.Warn("transaction failed; retrying", "txn", txnID, "attempt", attempt, "err", err)
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+var errFatalProducer = errors.New("stream: producer in fatal state")
+
+// transact writes outs and the offset after last in one transaction.
+func (h *handler) transact(sess sarama.ConsumerGroupSession, txnID string, outs []Output, last *sarama.ConsumerMessage) error {
+	prod, err := h.txns.get(txnID)
+	if err != nil {
+		return err
+	}
+	if err := prod.BeginTxn(); err != nil {
+		return h.abort(prod, fmt.Errorf("begin: %w", err))
+	}
+	if err := prod.SendMessages(toProducerMessages(outs)); err != nil {
+		return h.abort(prod, fmt.Errorf("produce: %w", err))
+	}
+	offsets := map[string][]*sarama.PartitionOffsetMetadata{
+		last.Topic: {{Partition: last.Partition, Offset: last.Offset + 1}},
+	}
+	meta := sarama.NewConsumerGroupMetadataFromSession(sess, h.r.group, nil)
+	if err := prod.AddOffsetsToTxnWithGroupMetadata(offsets, meta); err != nil {
+		return h.abort(prod, fmt.Errorf("add offsets: %w", err))
+	}
+	if err := prod.CommitTxn(); err != nil {
+		return h.abort(prod, fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// abort aborts the open transaction after cause, and marks the error fatal
+// when the producer cannot go on.
+func (h *handler) abort(prod sarama.SyncProducer, cause error) error {
+	if prod.TxnStatus()&sarama.ProducerTxnFlagFatalError != 0 {
+		return fmt.Errorf("%w: %w", errFatalProducer, cause)
+	}
+	if prod.TxnStatus()&sarama.ProducerTxnFlagInTransaction != 0 || prod.TxnStatus()&sarama.ProducerTxnFlagAbortableError != 0 {
+		if err := prod.AbortTxn(); err != nil {
+			return fmt.Errorf("%w: abort: %w (after %w)", errFatalProducer, err, cause)
+		}
+	}
+	return fmt.Errorf("stream: transaction: %w", cause)
+}
+
+func (h *handler) observe(outs []Output) {
+	o := h.r.cfg.Chain.Observer
+	if o == nil {
+		return
+	}
+	for _, out := range outs {
+		o.Produced(h.r.cfg.Chain.Pipeline, out.Stage, out.Topic, 1)
+	}
+}
+
+func toProducerMessages(outs []Output) []*sarama.ProducerMessage {
+	msgs := make([]*sarama.ProducerMessage, len(outs))
+	for i, o := range outs {
+		var hs []sarama.RecordHeader
+		if len(o.Headers) > 0 {
+			hs = make([]sarama.RecordHeader, len(o.Headers))
+			for j, h := range o.Headers {
+				hs[j] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+			}
+		}
+		msgs[i] = &sarama.ProducerMessage{Topic: o.Topic, Value: sarama.ByteEncoder(o.Value), Headers: hs, Timestamp: o.Timestamp}
+		if o.Key != nil {
+			msgs[i].Key = sarama.ByteEncoder(o.Key)
+		}
+	}
+	return msgs
+}

@@ -1,0 +1,114 @@
+package stream
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/billing-engine/billing/engine/internal/pipeline"
+)
+
+// ErrKafkaConfig reports Kafka settings sarama cannot use.
+var ErrKafkaConfig = errors.New("stream: kafka config")
+
+// SaramaConfig turns the pipeline file's Kafka settings into a sarama
+// configuration shared by the engine's consumers, producers and admin
+// client. Callers copy it before setting per-client fields.
+func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
+	cfg := sarama.NewConfig()
+	cfg.ClientID = k.ClientID
+	cfg.Version = sarama.V3_6_0_0
+	if k.Version != "" {
+		v, err := sarama.ParseKafkaVersion(k.Version)
+		if err != nil {
+			return nil, fmt.Errorf("%w: version %q: %w", ErrKafkaConfig, k.Version, err)
+		}
+		cfg.Version = v
+	}
+	cfg.Metadata.RefreshFrequency = time.Minute
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Offsets.AutoCommit.Enable = false
+	cfg.Consumer.Return.Errors = true
+	cfg.Consumer.Fetch.Default = 4 << 20
+	cfg.Consumer.MaxProcessingTime = 30 * time.Second
+	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
+	cfg.Consumer.Group.Heartbeat.Interval = 2 * time.Second
+	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	cfg.ChannelBufferSize = 1024
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Idempotent = true
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Return.Errors = true
+	cfg.Producer.Retry.Max = 10
+	cfg.Producer.Retry.Backoff = 50 * time.Millisecond
+	cfg.Producer.MaxMessageBytes = 1 << 20
+	cfg.Producer.Partitioner = NewPartitioner
+	cfg.Net.MaxOpenRequests = 1
+	if err := applySASL(cfg, k.SASL); err != nil {
+		return nil, err
+	}
+	if err := applyTLS(cfg, k.TLS); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKafkaConfig, err)
+	}
+	return cfg, nil
+}
+
+func applySASL(cfg *sarama.Config, s pipeline.SASL) error {
+	if s.Mechanism == "" {
+		return nil
+	}
+	cfg.Net.SASL.Enable = true
+	cfg.Net.SASL.User = s.User
+	cfg.Net.SASL.Password = s.Password
+	cfg.Net.SASL.Handshake = true
+	switch s.Mechanism {
+	case sarama.SASLTypePlaintext:
+		cfg.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+	case sarama.SASLTypeSCRAMSHA256:
+		cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+		cfg.Net.SASL.SCRAMClientGeneratorFunc = newSCRAM256
+	case sarama.SASLTypeSCRAMSHA512:
+		cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+		cfg.Net.SASL.SCRAMClientGeneratorFunc = newSCRAM512
+	default:
+		return fmt.Errorf("%w: sasl mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", ErrKafkaConfig, s.Mechanism)
+	}
+	return nil
+}
+
+func applyTLS(cfg *sarama.Config, t pipeline.TLS) error {
+	if !t.Enabled {
+		return nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // the user's explicit setting
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return fmt.Errorf("%w: tls ca_file: %w", ErrKafkaConfig, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%w: tls ca_file %s: no PEM certificates", ErrKafkaConfig, t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return fmt.Errorf("%w: tls client certificate: %w", ErrKafkaConfig, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	cfg.Net.TLS.Enable = true
+	cfg.Net.TLS.Config = tc
+	return nil
+}

@@ -1,0 +1,67 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/billing-engine/billing/engine/internal/pipeline"
+)
+
+// EnsureTopics creates every topic in specs that does not exist yet and
+// reports, without changing anything, an existing topic whose partition count
+// differs. It retries while the cluster is still coming up, until ctx ends.
+func EnsureTopics(ctx context.Context, brokers []string, cfg *sarama.Config, specs []pipeline.TopicSpec, log *slog.Logger) error {
+	admin, err := connectAdmin(ctx, brokers, cfg)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	existing, err := admin.ListTopics()
+	if err != nil {
+		return fmt.Errorf("stream: list topics: %w", err)
+	}
+	var errs []error
+	for _, s := range specs {
+		if d, ok := existing[s.Name]; ok {
+			if d.NumPartitions != s.Partitions {
+				log.Warn("topic exists with another partition count; keeping it", "topic", s.Name, "partitions", d.NumPartitions, "configured", s.Partitions)
+			}
+			continue
+		}
+		detail := &sarama.TopicDetail{NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor}
+		if s.Compact {
+			policy := "compact"
+			detail.ConfigEntries = map[string]*string{"cleanup.policy": &policy}
+		}
+		err := admin.CreateTopic(s.Name, detail, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("stream: create topic %s: %w", s.Name, err))
+			continue
+		}
+		log.Info("created topic", "topic", s.Name, "partitions", s.Partitions)
+	}
+	return errors.Join(errs...)
+}
+
+// connectAdmin retries the connection until ctx ends, so the engine can
+// start before its brokers.
+func connectAdmin(ctx context.Context, brokers []string, cfg *sarama.Config) (sarama.ClusterAdmin, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		admin, err := sarama.NewClusterAdmin(brokers, cfg)
+		if err == nil {
+			return admin, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("stream: connect to %v: %w", brokers, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
