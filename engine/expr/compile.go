@@ -198,7 +198,11 @@ func fieldBool(l loc, name string, raw any) (bool, error) {
 	if raw == nil {
 		return false, l.errorf("field %q is null", name)
 	}
-	return false, l.errorf("field %q must be bool, got %s", name, goTypeName(raw))
+	v, err := fieldValue(l, name, raw)
+	if err != nil {
+		return false, err
+	}
+	return false, l.errorf("field %q must be bool, got %s", name, v.k)
 }
 
 func (c *compiler) fieldRef(a *ast) (*cnode, error) {

@@ -74,7 +74,8 @@ func compile(src string, env Env) (*Program, int, error) {
 // nil (null), bool, int64, float64, string, time.Time, a list ([]any for a
 // list literal, otherwise the slice held by the record) or
 // map[string]any. Record integers and floats of any supported width are
-// returned as int64 and float64.
+// returned as int64 and float64. A returned list or map may be shared
+// with the record or with the program and must not be modified.
 //
 // A field missing from rec is null. Run-time errors, such as a type
 // mismatch on an Any-typed field, a null operand of an ordering comparison

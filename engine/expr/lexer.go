@@ -212,6 +212,11 @@ func (lx *lexer) ident() (token, error) {
 		}
 		i += n
 	}
+	switch src[start:i] {
+	case "true", "false", "null", "in", "not":
+		// A keyword never starts a path: "null.x" is null followed by '.'.
+		return lx.keyword(start, i), nil
+	}
 	for i < len(src) && src[i] == '.' {
 		j := i + 1
 		for j < len(src) {
@@ -227,21 +232,14 @@ func (lx *lexer) ident() (token, error) {
 		i = j
 	}
 	lx.pos = i
-	text := src[start:i]
-	kind := tIdent
-	switch text {
-	case "true":
-		kind = tTrue
-	case "false":
-		kind = tFalse
-	case "null":
-		kind = tNull
-	case "in":
-		kind = tIn
-	case "not":
-		kind = tNot
-	}
-	return token{kind: kind, pos: start, text: text}, nil
+	return token{kind: tIdent, pos: start, text: src[start:i]}, nil
+}
+
+func (lx *lexer) keyword(start, end int) token {
+	lx.pos = end
+	text := lx.src[start:end]
+	kind := map[string]tokKind{"true": tTrue, "false": tFalse, "null": tNull, "in": tIn, "not": tNot}[text]
+	return token{kind: kind, pos: start, text: text}
 }
 
 // number lexes digits [ "." digits ] [ ("e"|"E") ["+"|"-"] digits ].

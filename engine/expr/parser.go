@@ -12,12 +12,12 @@ const maxDepth = 200
 type nodeKind int
 
 const (
-	nLit   nodeKind = iota // literal: lit
-	nField                 // field reference: name
-	nList                  // list literal: args are the elements
-	nUnary                 // op args[0]
-	nBinary                // args[0] op args[1]
-	nCall                  // name(args...)
+	nLit    nodeKind = iota // literal: lit
+	nField                  // field reference: name
+	nList                   // list literal: args are the elements
+	nUnary                  // op args[0]
+	nBinary                 // args[0] op args[1]
+	nCall                   // name(args...)
 )
 
 // ast is the parse tree. Positions are byte offsets into the source.

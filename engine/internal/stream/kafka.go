@@ -48,6 +48,8 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	cfg.Producer.Retry.Max = 10
 	cfg.Producer.Retry.Backoff = 50 * time.Millisecond
 	cfg.Producer.MaxMessageBytes = 1 << 20
+	cfg.Producer.Flush.Frequency = time.Millisecond
+	cfg.Producer.Flush.Bytes = 1 << 20
 	cfg.Producer.Partitioner = NewPartitioner
 	cfg.Net.MaxOpenRequests = 1
 	if err := applySASL(cfg, k.SASL); err != nil {
