@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/expr"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
 	"github.com/billing-engine/billing/engine/internal/stream"
@@ -65,7 +66,7 @@ func (e *Engine) buildChain(ctx context.Context, p pipeline.Pipeline) (*stream.C
 	}
 	var closers []sdk.Closer
 	for _, st := range p.Stages {
-		step, err := e.buildStep(ctx, p, st)
+		step, err := e.buildStep(ctx, p, schema, st)
 		if err != nil {
 			return nil, closers, err
 		}
@@ -75,7 +76,7 @@ func (e *Engine) buildChain(ctx context.Context, p pipeline.Pipeline) (*stream.C
 		chain.Steps = append(chain.Steps, step)
 	}
 	if len(p.Branches) > 0 {
-		step, err := e.branchStep(ctx, p)
+		step, err := e.branchStep(ctx, p, schema)
 		if err != nil {
 			return nil, closers, err
 		}
@@ -84,7 +85,7 @@ func (e *Engine) buildChain(ctx context.Context, p pipeline.Pipeline) (*stream.C
 	return chain, closers, nil
 }
 
-func (e *Engine) buildStep(ctx context.Context, p pipeline.Pipeline, st pipeline.Stage) (stream.Step, error) {
+func (e *Engine) buildStep(ctx context.Context, p pipeline.Pipeline, schema *avro.Schema, st pipeline.Stage) (stream.Step, error) {
 	if st.Filter != "" {
 		prog, err := expr.CompileBool(st.Filter, nil)
 		if err != nil {
@@ -92,7 +93,7 @@ func (e *Engine) buildStep(ctx context.Context, p pipeline.Pipeline, st pipeline
 		}
 		return stream.Step{Name: st.Name, Filter: prog}, nil
 	}
-	proc, timeout, err := e.processor(ctx, p, st.Name, st.Plugin, st.Config)
+	proc, timeout, err := e.processor(ctx, p, schema, st.Name, st.Plugin, st.Config)
 	if err != nil {
 		return stream.Step{}, err
 	}
@@ -102,7 +103,7 @@ func (e *Engine) buildStep(ctx context.Context, p pipeline.Pipeline, st pipeline
 // branchStep turns `branches:` into a stage of the branch plugin. A default
 // branch to the DLQ topic is left out, so unmatched records reach the DLQ
 // through the DLQ path, with a reason.
-func (e *Engine) branchStep(ctx context.Context, p pipeline.Pipeline) (stream.Step, error) {
+func (e *Engine) branchStep(ctx context.Context, p pipeline.Pipeline, schema *avro.Schema) (stream.Step, error) {
 	var routes []any
 	settings := map[string]any{}
 	outputs := map[string]string{}
@@ -118,7 +119,7 @@ func (e *Engine) branchStep(ctx context.Context, p pipeline.Pipeline) (stream.St
 		outputs[b.Name] = b.To
 	}
 	settings["routes"] = routes
-	proc, timeout, err := e.processor(ctx, p, branchPlugin, branchPlugin, settings)
+	proc, timeout, err := e.processor(ctx, p, schema, branchPlugin, branchPlugin, settings)
 	if err != nil {
 		return stream.Step{}, err
 	}
@@ -126,7 +127,7 @@ func (e *Engine) branchStep(ctx context.Context, p pipeline.Pipeline) (stream.St
 }
 
 // processor builds the named plugin for one stage.
-func (e *Engine) processor(ctx context.Context, p pipeline.Pipeline, stage, name string, settings map[string]any) (sdk.Processor, time.Duration, error) {
+func (e *Engine) processor(ctx context.Context, p pipeline.Pipeline, schema *avro.Schema, stage, name string, settings map[string]any) (sdk.Processor, time.Duration, error) {
 	decl, declared := e.file.Plugins[name]
 	if declared && decl.Command != "" {
 		return nil, 0, fmt.Errorf("%w %s: out-of-process plugins (command %s) are not supported by this build", ErrPlugin, name, decl.Command)
@@ -143,7 +144,8 @@ func (e *Engine) processor(ctx context.Context, p pipeline.Pipeline, stage, name
 		merged[k] = v
 	}
 	proc, err := factory(ctx, sdk.Config{
-		Name: name, Pipeline: p.Name, Stage: stage, Settings: merged, SchemasDir: e.file.SchemasDir,
+		Name: name, Pipeline: p.Name, Stage: stage, Settings: merged,
+		SchemasDir: e.file.SchemasDir, Schema: schema.Name,
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w %s (pipeline %s, stage %s): %w", ErrPlugin, name, p.Name, stage, err)

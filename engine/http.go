@@ -1,34 +1,29 @@
 package engine
 
 import (
-	"encoding/json"
 	"net/http"
+
+	"github.com/billing-engine/billing/engine/internal/httpapi"
 )
 
-// routes returns the HTTP API. Issue-by-issue it grows: health, readiness,
-// stats now; tables, CRUD and billing as they land.
+// routes returns the HTTP API: health, readiness and stats here; tables,
+// CRUD and billing register their own routes.
 func (e *Engine) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	api := httpapi.New(httpapi.WithToken(e.file.HTTP.APIToken))
+	api.Handle("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	api.Handle("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		select {
 		case <-e.ready:
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+			httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		default:
-			w.Header().Set("Retry-After", "1")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			httpapi.RetryAfter(w, 1)
+			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 		}
 	})
-	mux.HandleFunc("GET /api/v1/stats", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, e.stats.Snapshot())
+	api.Handle("GET /api/v1/stats", func(w http.ResponseWriter, _ *http.Request) {
+		httpapi.WriteJSON(w, http.StatusOK, e.stats.Snapshot())
 	})
-	return mux
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	return api
 }

@@ -91,6 +91,9 @@ type Config struct {
 	Settings map[string]any
 	// SchemasDir is the directory of the shared .avsc schemas.
 	SchemasDir string
+	// Schema is the full name of the pipeline's source schema (e.g.
+	// "billing.Transaction"): the schema Record.Data is decoded with.
+	Schema string
 }
 
 // Factory builds a Processor from its configuration. It returns an error
