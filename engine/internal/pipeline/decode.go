@@ -18,6 +18,25 @@ import (
 type decoder struct {
 	f    *File
 	errs *errorList
+	// entries counts the mapping and list entries walked, which aliases
+	// can make far more than the file holds.
+	entries int
+}
+
+// maxEntries bounds entries, against alias bombs ("billion laughs").
+const maxEntries = 1 << 18
+
+// walk counts the entries of the collection n and reports false, having
+// said why once, when the file expands to too many.
+func (d *decoder) walk(n *yaml.Node) bool {
+	d.entries += len(n.Content)
+	if d.entries <= maxEntries {
+		return true
+	}
+	if d.entries-len(n.Content) <= maxEntries {
+		d.errs.add(posOf(n), "the file expands to more than %d values: too many aliases", maxEntries)
+	}
+	return false
 }
 
 // field decodes the value of one known key; path names the key.
@@ -66,6 +85,9 @@ func (d *decoder) each(path string, n *yaml.Node, fn func(key string, k, v *yaml
 		d.typeError(path, n, "a mapping")
 		return
 	}
+	if !d.walk(n) {
+		return
+	}
 	seen := make(map[string]bool, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), n.Content[i+1]
@@ -98,6 +120,9 @@ func (d *decoder) list(path string, n *yaml.Node, fn func(path string, i int, it
 	}
 	if n.Kind != yaml.SequenceNode {
 		d.typeError(path, n, "a list")
+		return
+	}
+	if !d.walk(n) {
 		return
 	}
 	for i, item := range n.Content {

@@ -7,14 +7,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// LookupEnv looks up an environment variable, like os.LookupEnv.
-type LookupEnv func(name string) (value string, ok bool)
+// lookupEnv looks up an environment variable, like os.LookupEnv.
+type lookupEnv func(name string) (value string, ok bool)
 
 // interpolateTree replaces ${VAR}, ${VAR:-default} and $$ in every scalar
 // value of the tree (mapping keys are left alone), reporting each problem
 // at its position. A plain scalar whose text changed has its tag resolved
 // again, so "${N:-8}" is the integer 8 wherever the type matters.
-func interpolateTree(n *yaml.Node, lookup LookupEnv, src *source, errs *errorList) {
+func interpolateTree(n *yaml.Node, lookup lookupEnv, src *source, errs *errorList) {
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
 		for _, c := range n.Content {
@@ -29,7 +29,7 @@ func interpolateTree(n *yaml.Node, lookup LookupEnv, src *source, errs *errorLis
 	}
 }
 
-func interpolateScalar(n *yaml.Node, lookup LookupEnv, src *source, errs *errorList) {
+func interpolateScalar(n *yaml.Node, lookup lookupEnv, src *source, errs *errorList) {
 	if !strings.Contains(n.Value, "$") {
 		return
 	}
@@ -53,7 +53,7 @@ func interpolateScalar(n *yaml.Node, lookup LookupEnv, src *source, errs *errorL
 // default when the variable is unset or empty (as in the shell). Any other
 // "$" is kept as is. On error, off is the byte offset in s of the "${" at
 // fault.
-func interpolate(s string, lookup LookupEnv) (out string, off int, err error) {
+func interpolate(s string, lookup lookupEnv) (out string, off int, err error) {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		switch {
@@ -80,7 +80,7 @@ func interpolate(s string, lookup LookupEnv) (out string, off int, err error) {
 }
 
 // expand resolves the text between "${" and "}".
-func expand(ref string, lookup LookupEnv) (string, error) {
+func expand(ref string, lookup lookupEnv) (string, error) {
 	name, def, hasDef := strings.Cut(ref, ":-")
 	if !validEnvName(name) {
 		return "", fmt.Errorf("${%s}: invalid variable name %q: want ${NAME} or ${NAME:-default}", ref, name)

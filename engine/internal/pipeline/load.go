@@ -14,7 +14,7 @@ import (
 type LoadOption func(*loadOptions)
 
 type loadOptions struct {
-	lookup LookupEnv
+	lookup lookupEnv
 }
 
 // WithLookupEnv makes Load read environment variables through lookup

@@ -17,7 +17,7 @@ func (c *pipelineCheck) branches() {
 		if b.Name == "" {
 			ctx = fmt.Sprintf("%s branches[%d]", c.ctx, i)
 		}
-		c.unique(first, path, ctx, b.Name, "branch")
+		c.branchName(first, path, ctx, b)
 		if b.To == "" {
 			c.errorf(path+".to", "%s: to: required (the topic records on this branch go to)", ctx)
 		} else {
@@ -34,6 +34,20 @@ func (c *pipelineCheck) branches() {
 		}
 		c.branchRoute(path, ctx, b)
 	}
+}
+
+// branchName checks a branch's name like a stage's, except that one
+// defaulted from the topic is checked as a topic name instead.
+func (c *pipelineCheck) branchName(first map[string]string, path, ctx string, b *Branch) {
+	if b.Name != b.To || b.Name == "" {
+		c.unique(first, path, ctx, b.Name, "branch")
+		return
+	}
+	if prev := first[b.Name]; prev != "" {
+		c.errorf(path, "%s: name already used by the branch at line %d (give branches to the same topic a name)", ctx, c.at(prev).Line)
+		return
+	}
+	first[b.Name] = path
 }
 
 // branchRoute checks a branch's when and that a default branch does not
@@ -60,8 +74,8 @@ func (c *pipelineCheck) errorPolicy() {
 	if e.Backoff < 0 {
 		c.errorf(path+".backoff", "%s: errors.backoff: want a duration >= 0, got %s", c.ctx, e.Backoff)
 	}
-	if e.DLQ == "" {
-		return // no source topic, reported already
+	if e.DLQ == "" || e.DLQ == c.p.Source.Topic+".dlq" && topicProblem(c.p.Source.Topic) != "" {
+		return // no DLQ, or one named after a bad source: reported already
 	}
 	c.topic(path+".dlq", c.ctx+": errors.dlq", e.DLQ)
 	if e.DLQ == c.p.Source.Topic {

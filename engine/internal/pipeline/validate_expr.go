@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/billing-engine/billing/engine/avro"
@@ -18,6 +19,10 @@ func (v *validator) registry() *avro.Registry {
 	v.regLoaded = true
 	v.reg = v.opts.Schemas
 	if v.reg == nil {
+		if _, err := os.Stat(v.f.SchemasDir); err != nil {
+			v.errorf("schemas", "schemas: %s: %s", v.rawPath("schemas", v.f.SchemasDir), fileProblem(err))
+			return nil
+		}
 		reg, err := avro.LoadDir(v.f.SchemasDir)
 		if err != nil {
 			v.schemaErrors(err)
@@ -51,8 +56,11 @@ func (v *validator) sourceEnv(path, ctx, name string) expr.Env {
 	}
 	s, err := reg.Schema(name)
 	if err != nil {
-		msg := fmt.Sprintf("unknown schema %q in %s (it has %s)", name,
-			v.rawPath("schemas", v.f.SchemasDir), strings.Join(reg.Names(), ", "))
+		have := strings.Join(reg.Names(), ", ")
+		if have == "" {
+			have = "no schemas"
+		}
+		msg := fmt.Sprintf("unknown schema %q in %s (it has %s)", name, v.rawPath("schemas", v.f.SchemasDir), have)
 		if !errors.Is(err, avro.ErrUnknownSchema) {
 			msg = strings.TrimPrefix(err.Error(), "avro: ")
 		}

@@ -22,12 +22,13 @@ func (v *validator) kafka() {
 		v.errorf("kafka.version", "kafka.version: want a Kafka version such as \"3.6.0\", got %q", k.Version)
 	}
 	switch k.SASL.Mechanism {
-	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if k.SASL.User == "" {
+			v.errorf("kafka.sasl.user", "kafka.sasl.user: required with mechanism %s", k.SASL.Mechanism)
+		}
 	default:
 		v.errorf("kafka.sasl.mechanism", "kafka.sasl.mechanism: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", k.SASL.Mechanism)
-	}
-	if k.SASL.Mechanism != "" && k.SASL.User == "" {
-		v.errorf("kafka.sasl.user", "kafka.sasl.user: required with mechanism %s", k.SASL.Mechanism)
 	}
 	v.file("kafka.tls.ca_file", k.TLS.CAFile)
 	v.file("kafka.tls.cert_file", k.TLS.CertFile)

@@ -13,8 +13,8 @@ import (
 type pipelineCheck struct {
 	*validator
 	p    *Pipeline
-	path string  // pipelines[i]
-	ctx  string  // `pipeline "name"`, for messages
+	path string   // pipelines[i]
+	ctx  string   // `pipeline "name"`, for messages
 	env  expr.Env // the source schema's fields; nil when unknown
 }
 
