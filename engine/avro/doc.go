@@ -62,7 +62,9 @@
 // Fingerprints are computed by this package from the Parsing Canonical Form
 // defined by the Avro specification, so they match what other Avro
 // implementations write. goavro's own canonical form differs for logical
-// types and nested namespaces and is not used.
+// types ({"type":"long"} instead of "long") and nested namespaces; the
+// fingerprint goavro would write is accepted on read as an alias, never
+// written.
 //
 // # Untrusted input
 //

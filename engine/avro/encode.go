@@ -2,6 +2,7 @@ package avro
 
 import (
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"sort"
@@ -18,15 +19,13 @@ type encoder func(v any) (any, error)
 type recordEncoder struct {
 	name   string
 	fields []encField
-	// passThrough: no field needs an encoder, so a record that has exactly
-	// the schema's fields can be handed to goavro as is.
-	passThrough bool
 }
 
 type encField struct {
 	name   string
 	enc    encoder
-	def    any // native default
+	check  func(v any) error // validates a value passed through unchanged (enc == nil)
+	def    any               // native default
 	hasDef bool
 }
 
@@ -39,19 +38,10 @@ func (e *recordEncoder) encode(v any) (any, error) {
 }
 
 func (e *recordEncoder) encodeMap(m map[string]any) (map[string]any, error) {
-	if e.passThrough && len(m) == len(e.fields) {
-		all := true
-		for i := range e.fields {
-			if _, ok := m[e.fields[i].name]; !ok {
-				all = false
-				break
-			}
-		}
-		if all {
-			return m, nil
-		}
-	}
-	out := make(map[string]any, len(e.fields))
+	// out stays nil, and m goes to goavro as is, unless a field needs a
+	// default or a wrapped value; then out is a clone of m (cheaper than
+	// building a map key by key) with those entries replaced.
+	var out map[string]any
 	seen := 0
 	for i := range e.fields {
 		f := &e.fields[i]
@@ -60,17 +50,27 @@ func (e *recordEncoder) encodeMap(m map[string]any) (map[string]any, error) {
 			if !f.hasDef {
 				return nil, fmt.Errorf("record %s: missing required field %q", e.name, f.name)
 			}
+			if out == nil {
+				out = maps.Clone(m)
+			}
 			out[f.name] = f.def
 			continue
 		}
 		seen++
 		if f.enc != nil {
-			var err error
-			if v, err = f.enc(v); err != nil {
+			nv, err := f.enc(v)
+			if err != nil {
+				return nil, fmt.Errorf("record %s: field %q: %w", e.name, f.name, err)
+			}
+			if out == nil {
+				out = maps.Clone(m)
+			}
+			out[f.name] = nv
+		} else if f.check != nil {
+			if err := f.check(v); err != nil {
 				return nil, fmt.Errorf("record %s: field %q: %w", e.name, f.name, err)
 			}
 		}
-		out[f.name] = v
 	}
 	if seen != len(m) {
 		var unknown []string
@@ -81,6 +81,9 @@ func (e *recordEncoder) encodeMap(m map[string]any) (map[string]any, error) {
 		}
 		sort.Strings(unknown)
 		return nil, fmt.Errorf("record %s: unknown field(s) %s", e.name, strings.Join(unknown, ", "))
+	}
+	if out == nil {
+		return m, nil
 	}
 	return out, nil
 }
@@ -172,33 +175,68 @@ func (b *encoders) record(n *node) (*recordEncoder, error) {
 	if e, ok := b.records[n]; ok {
 		return e, nil
 	}
-	e := &recordEncoder{name: n.name, passThrough: true}
+	e := &recordEncoder{name: n.name}
 	b.records[n] = e
 	for _, f := range n.fields {
-		enc, err := b.build(f.typ)
-		if err != nil {
-			return nil, err
+		var enc encoder
+		check := checkFor(f.typ)
+		if check == nil {
+			var err error
+			if enc, err = b.build(f.typ); err != nil {
+				return nil, err
+			}
 		}
-		ef := encField{name: f.name, enc: enc, hasDef: f.hasDef}
+		ef := encField{name: f.name, enc: enc, check: check, hasDef: f.hasDef}
 		if f.hasDef {
 			ef.def = f.def
 			if enc != nil {
+				var err error
 				if ef.def, err = enc(f.def); err != nil {
 					return nil, fmt.Errorf("record %s: field %q: default: %w", n.name, f.name, err)
 				}
 			}
-		}
-		if enc != nil {
-			e.passThrough = false
 		}
 		e.fields = append(e.fields, ef)
 	}
 	return e, nil
 }
 
+// checkFor returns the Go type check for a plain value of n that goavro
+// would otherwise accept too liberally: integer types (money is int64
+// minor units) must not be given floats, which goavro silently truncates
+// when they happen to be whole.
+func checkFor(n *node) func(any) error {
+	switch n.typ {
+	case Int, Long:
+		return checkInteger
+	case Timestamp:
+		return checkTimestamp
+	}
+	return nil
+}
+
+func checkInteger(v any) error {
+	switch v.(type) {
+	case int64, int32, int:
+		return nil
+	}
+	return fmt.Errorf("want an integer (int64, int32 or int), got %T", v)
+}
+
+func checkTimestamp(v any) error {
+	switch v.(type) {
+	case time.Time, int64, int32, int:
+		return nil
+	}
+	return fmt.Errorf("want a time.Time or integer, got %T", v)
+}
+
 // build returns the encoder for type n, or nil when goavro accepts the plain
 // value directly.
 func (b *encoders) build(n *node) (encoder, error) {
+	if check := checkFor(n); check != nil {
+		return func(v any) (any, error) { return v, check(v) }, nil
+	}
 	switch n.kind {
 	case kRecord:
 		e, err := b.record(n)

@@ -39,6 +39,12 @@ func Fingerprint(b []byte) (uint64, error) {
 // single-object encoded values by their writer fingerprint. The zero value is
 // an empty registry. All methods are safe for concurrent use; lookups and
 // Decode do not take locks.
+//
+// Besides a schema's Fingerprint (Avro's Parsing Canonical Form, as Java
+// computes it), lookups also accept the fingerprint goavro's own
+// SingleFromNative writes for the schema, which differs when the schema has
+// logical types or nested namespaces, so values from producers that use
+// goavro directly still decode. Encode always writes Fingerprint.
 type Registry struct {
 	mu    sync.Mutex // serialises writers
 	state atomic.Pointer[registryState]
@@ -144,11 +150,16 @@ func (p *prefixless) Unwrap() error { return p.err }
 
 // Add parses a record schema and registers it by fingerprint and, when
 // current is true, as the current version of its full name. Adding a
-// schema whose fingerprint is already registered returns the registered
-// Schema (and makes it current if asked and the name has no current
-// version yet). It fails with ErrInvalidSchema if the JSON is not a valid
-// Avro record schema, and if current is true and another schema is
-// already current for the same full name.
+// schema that only differs from a registered one in docs returns the
+// registered Schema (and makes it current if asked and the name has no
+// current version yet). It fails with an error wrapping ErrInvalidSchema if
+// the JSON is not a valid Avro record schema, or if current is true and
+// another schema is already current for the same full name.
+//
+// Schemas that differ only in attributes the canonical form leaves out
+// (logical types, defaults, aliases) share a fingerprint; the first one
+// added answers Lookup and decodes as the writer, and Decode still
+// projects onto whichever one is the reader.
 func (r *Registry) Add(schemaJSON string, current bool) (*Schema, error) {
 	return r.add(schemaJSON, current, "")
 }
@@ -161,10 +172,13 @@ func (r *Registry) add(schemaJSON string, current bool, source string) (*Schema,
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.load()
-	if existing := old.byFingerprint[s.Fingerprint]; existing != nil {
-		s = existing
-		if !current || old.current[s.Name] == s {
-			return s, nil
+	for _, v := range old.versions[s.Name] {
+		if v.Fingerprint == s.Fingerprint && v.resolution == s.resolution {
+			s = v // the same schema for decoding purposes (docs may differ)
+			if !current || old.current[s.Name] == s {
+				return s, nil
+			}
+			break
 		}
 	}
 	if cur := old.current[s.Name]; current && cur != nil {
@@ -180,9 +194,13 @@ func (r *Registry) add(schemaJSON string, current bool, source string) (*Schema,
 		byShort:       cloneMap(old.byShort),
 		versions:      cloneMap(old.versions),
 	}
-	if _, ok := next.byFingerprint[s.Fingerprint]; !ok {
-		next.byFingerprint[s.Fingerprint] = s
+	if !slices.Contains(next.versions[s.Name], s) {
 		next.versions[s.Name] = append(slices.Clip(next.versions[s.Name]), s)
+		for _, fp := range []uint64{s.Fingerprint, s.codec.Rabin} {
+			if _, ok := next.byFingerprint[fp]; !ok {
+				next.byFingerprint[fp] = s
+			}
+		}
 	}
 	if current {
 		next.current[s.Name] = s
@@ -218,6 +236,7 @@ func newSchema(schemaJSON, source string) (*Schema, error) {
 		scan:   p.scan,
 	}
 	s.canonical = canonicalForm(root)
+	s.resolution = resolutionForm(root)
 	s.Fingerprint = rabin([]byte(s.canonical))
 	s.header[0], s.header[1] = 0xC3, 0x01
 	binary.LittleEndian.PutUint64(s.header[2:], s.Fingerprint)
@@ -320,10 +339,16 @@ func (r *Registry) Decode(reader *Schema, b []byte) (map[string]any, error) {
 }
 
 // decodeBody decodes a body written with w and projects it onto reader.
-func decodeBody(w, reader *Schema, body []byte) (map[string]any, error) {
+func decodeBody(w, reader *Schema, body []byte) (rec map[string]any, err error) {
+	defer func() {
+		// Defence in depth for the "never panics" contract: a bug in goavro
+		// or here must cost one record, not the consumer.
+		if p := recover(); p != nil {
+			rec, err = nil, fmt.Errorf("avro: decode %s: %w: panic: %v", w, ErrMalformed, p)
+		}
+	}()
 	plan := w.self
 	if reader != nil && reader != w {
-		var err error
 		if plan, err = reader.planFor(w); err != nil {
 			return nil, fmt.Errorf("avro: decode %s as %s: %w", w, reader, err)
 		}

@@ -203,13 +203,19 @@ func (rs *resolver) resolve(w, r *node) (conv, error) {
 	if nn := w.nonNull(); nn != nil {
 		// Optional: the wrapper can only hold the one non-null branch.
 		i := slices.Index(w.branches, nn)
-		c, err := convs[i], errs[i]
+		c, err, key := convs[i], errs[i], nn.key
 		return func(v any) (any, error) {
 			if v == nil {
 				return nil, nullErr
 			}
 			m, _ := v.(map[string]any)
-			for _, inner := range m {
+			if inner, ok := m[key]; ok && err == nil {
+				if c == nil {
+					return inner, nil
+				}
+				return c(inner)
+			}
+			for _, inner := range m { // not keyed as expected: take the only entry
 				if err != nil {
 					return nil, err
 				}

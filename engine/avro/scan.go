@@ -5,9 +5,10 @@ import (
 	"fmt"
 )
 
-// maxDepth bounds the nesting of records, arrays, maps and unions a body
-// may use; only recursive schemas can get near it.
-const maxDepth = 512
+// maxDepth bounds how deeply records may nest in a body; only recursive
+// schemas can get near it, and this keeps hostile input from driving
+// goavro's recursive decoder into huge stacks.
+const maxDepth = 1000
 
 var errShort = errors.New("unexpected end of data")
 
@@ -63,9 +64,6 @@ func skip(n *node, b []byte, depth int) ([]byte, error) {
 		}
 		return rest[l:], nil
 	}
-	if depth++; depth > maxDepth {
-		return nil, fmt.Errorf("nesting deeper than %d", maxDepth)
-	}
 	switch n.kind {
 	case kUnion:
 		i, rest, err := varint(b)
@@ -77,6 +75,9 @@ func skip(n *node, b []byte, depth int) ([]byte, error) {
 		}
 		return skip(n.branches[i], rest, depth)
 	case kRecord:
+		if depth++; depth > maxDepth {
+			return nil, fmt.Errorf("records nested deeper than %d", maxDepth)
+		}
 		var err error
 		for _, f := range n.fields {
 			if b, err = skip(f.typ, b, depth); err != nil {

@@ -93,13 +93,14 @@ type Schema struct {
 	// Parsing Canonical Form, as written in single-object encodings.
 	Fingerprint uint64
 
-	canonical string
-	source    string // file name or "" for Add
-	codec     *goavro.Codec
-	root      *node
-	fields    []Field
-	header    [headerLen]byte
-	scan      bool // validate bodies before goavro decodes them (arrays, maps or recursion)
+	canonical  string
+	resolution string // see resolutionForm
+	source     string // file name or "" for Add
+	codec      *goavro.Codec
+	root       *node
+	fields     []Field
+	header     [headerLen]byte
+	scan       bool // validate bodies before goavro decodes them (arrays, maps or recursion)
 
 	self    *recordPlan // projection onto itself: union unwrapping only
 	encoder *recordEncoder
@@ -844,11 +845,20 @@ func mutable(v any) bool {
 // implementations do not produce.
 func canonicalForm(n *node) string {
 	var b strings.Builder
-	writeCanonical(&b, n, map[*node]bool{})
+	writeCanonical(&b, n, map[*node]bool{}, false)
 	return b.String()
 }
 
-func writeCanonical(b *strings.Builder, n *node, seen map[*node]bool) {
+// resolutionForm is the canonical form plus every attribute that changes how
+// values decode or resolve (logical types, defaults, aliases): two schemas
+// with equal resolution forms are interchangeable.
+func resolutionForm(n *node) string {
+	var b strings.Builder
+	writeCanonical(&b, n, map[*node]bool{}, true)
+	return b.String()
+}
+
+func writeCanonical(b *strings.Builder, n *node, seen map[*node]bool, full bool) {
 	switch n.kind {
 	case kUnion:
 		b.WriteByte('[')
@@ -856,16 +866,16 @@ func writeCanonical(b *strings.Builder, n *node, seen map[*node]bool) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			writeCanonical(b, br, seen)
+			writeCanonical(b, br, seen, full)
 		}
 		b.WriteByte(']')
 	case kArray:
 		b.WriteString(`{"type":"array","items":`)
-		writeCanonical(b, n.items, seen)
+		writeCanonical(b, n.items, seen, full)
 		b.WriteByte('}')
 	case kMap:
 		b.WriteString(`{"type":"map","values":`)
-		writeCanonical(b, n.values, seen)
+		writeCanonical(b, n.values, seen, full)
 		b.WriteByte('}')
 	case kRecord, kEnum, kFixed:
 		if seen[n] {
@@ -888,7 +898,13 @@ func writeCanonical(b *strings.Builder, n *node, seen map[*node]bool) {
 				b.WriteString(`{"name":`)
 				writeJSONString(b, f.name)
 				b.WriteString(`,"type":`)
-				writeCanonical(b, f.typ, seen)
+				writeCanonical(b, f.typ, seen, full)
+				if full {
+					writeExtra(b, "aliases", f.aliases)
+					if f.hasDef {
+						writeExtra(b, "default", f.rawDef)
+					}
+				}
 				b.WriteByte('}')
 			}
 			b.WriteByte(']')
@@ -905,10 +921,48 @@ func writeCanonical(b *strings.Builder, n *node, seen map[*node]bool) {
 			b.WriteString(`,"size":`)
 			b.WriteString(strconv.Itoa(n.size))
 		}
+		if full {
+			writeExtra(b, "aliases", n.aliases)
+			writeExtra(b, "default", n.enumDef)
+			writeExtra(b, "logicalType", n.logical)
+			writeExtra(b, "scale", n.scale)
+		}
 		b.WriteByte('}')
 	default:
+		if full && n.logical != "" {
+			b.WriteString(`{"type":`)
+			writeJSONString(b, n.kind.String())
+			writeExtra(b, "logicalType", n.logical)
+			writeExtra(b, "scale", n.scale)
+			b.WriteByte('}')
+			return
+		}
 		writeJSONString(b, n.kind.String())
 	}
+}
+
+// writeExtra appends ,"key":value for a non-zero value.
+func writeExtra(b *strings.Builder, key string, v any) {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return
+		}
+	case int:
+		if x == 0 {
+			return
+		}
+	case []string:
+		if len(x) == 0 {
+			return
+		}
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		j = []byte(fmt.Sprintf("%q", fmt.Sprint(v)))
+	}
+	b.WriteString(`,"` + key + `":`)
+	b.Write(j)
 }
 
 // writeJSONString writes s as a JSON string with UTF-8 left unescaped, as
