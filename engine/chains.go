@@ -40,17 +40,25 @@ func (e *Engine) buildRunners(ctx context.Context, brokers []string, cfg *sarama
 		if err != nil {
 			return nil, nil, errors.Join(err, closeAll())
 		}
-		runners = append(runners, stream.NewRunner(stream.RunnerConfig{
+		rc := stream.RunnerConfig{
 			ApplicationID: e.file.ApplicationID,
 			Brokers:       brokers,
 			Sarama:        cfg,
 			Topic:         p.Source.Topic,
 			Chain:         chain,
+			Tables:        e.pipelineTables(p),
 			MaxBatch:      p.Source.MaxBatch,
 			MaxWait:       p.Source.MaxWait,
 			ExactlyOnce:   e.file.Kafka.ExactlyOnce,
+			Tracker:       e.tracker,
+			UserData:      []byte(e.file.HTTP.Advertise),
 			Log:           e.log,
-		}))
+		}
+		if rc.Tables != nil {
+			chain.Steps = insertTables(chain.Steps, len(p.Stages), rc.Tables)
+		}
+		runners = append(runners, stream.NewRunner(rc))
+		runners = append(runners, e.repartitionRunners(p, rc)...)
 	}
 	return runners, closeAll, nil
 }
@@ -98,6 +106,14 @@ func (e *Engine) buildStep(ctx context.Context, p pipeline.Pipeline, schema *avr
 		return stream.Step{}, err
 	}
 	return stream.Step{Name: st.Name, Processor: proc, Outputs: st.Outputs, Timeout: timeout}, nil
+}
+
+// insertTables puts the table step after the pipeline's own stages, before
+// the branch step.
+func insertTables(steps []stream.Step, at int, t *stream.Tables) []stream.Step {
+	out := append([]stream.Step{}, steps[:at]...)
+	out = append(out, stream.Step{Name: "tables", Tables: t})
+	return append(out, steps[at:]...)
 }
 
 // branchStep turns `branches:` into a stage of the branch plugin. A default

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/IBM/sarama"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/internal/embedded"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
+	"github.com/billing-engine/billing/engine/internal/query"
+	"github.com/billing-engine/billing/engine/internal/state"
 	"github.com/billing-engine/billing/engine/internal/stream"
 )
 
@@ -25,6 +28,10 @@ type Engine struct {
 	log   *slog.Logger
 	reg   *avro.Registry
 	stats *Stats
+
+	state   *state.Store    // nil without tables
+	tracker *stream.Tracker // partitions owned and restoring
+	router  *query.Router   // nil without tables
 
 	ready chan struct{}
 }
@@ -41,7 +48,7 @@ func New(path string, opts ...Option) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: schemas: %w", err)
 	}
-	return &Engine{file: f, opts: o, log: o.log, reg: reg, stats: newStats(), ready: make(chan struct{})}, nil
+	return &Engine{file: f, opts: o, log: o.log, reg: reg, stats: newStats(), tracker: stream.NewTracker(), ready: make(chan struct{})}, nil
 }
 
 func load(path string, o options) (*pipeline.File, error) {
@@ -112,6 +119,19 @@ func (e *Engine) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if e.hasTables() {
+		if e.state, err = e.openState(); err != nil {
+			return err
+		}
+		closers = append(closers, e.state.Close)
+		qt, err := e.queryTables(brokers, cfg)
+		if err != nil {
+			return err
+		}
+		admin := &lazyAdmin{brokers: brokers, cfg: cfg}
+		closers = append(closers, admin.Close)
+		e.router = query.NewRouter(e.state, e.tracker, f.HTTP.Advertise, admin.Get, qt)
+	}
 	runners, closeChains, err := e.buildRunners(ctx, brokers, cfg)
 	if err != nil {
 		return err
@@ -180,4 +200,37 @@ func (e *Engine) startHTTP() (*http.Server, error) {
 	}()
 	e.log.Info("HTTP API listening", "url", "http://"+ln.Addr().String(), "advertise", e.file.HTTP.Advertise)
 	return srv, nil
+}
+
+// lazyAdmin opens one cluster admin client on first use.
+type lazyAdmin struct {
+	brokers []string
+	cfg     *sarama.Config
+	mu      sync.Mutex
+	admin   sarama.ClusterAdmin
+}
+
+// Get returns the admin client, connecting on first use.
+func (l *lazyAdmin) Get() (sarama.ClusterAdmin, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.admin != nil {
+		return l.admin, nil
+	}
+	a, err := sarama.NewClusterAdmin(l.brokers, l.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("engine: admin: %w", err)
+	}
+	l.admin = a
+	return a, nil
+}
+
+// Close closes the admin client if it was opened.
+func (l *lazyAdmin) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.admin == nil {
+		return nil
+	}
+	return l.admin.Close()
 }

@@ -16,12 +16,21 @@ func (e *Engine) routes() http.Handler {
 	api.Handle("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		select {
 		case <-e.ready:
-			httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		default:
 			httpapi.RetryAfter(w, 1)
 			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			return
 		}
+		if r := e.tracker.RestoringAll(); len(r) > 0 {
+			httpapi.RetryAfter(w, 1)
+			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "restoring", "restoring": r})
+			return
+		}
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	if e.router != nil {
+		httpapi.RegisterTables(api, e.router)
+	}
 	api.Handle("GET /api/v1/stats", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, e.stats.Snapshot())
 	})

@@ -97,7 +97,7 @@ func (a logAdapter) Logf(level kfake.LogLevel, msg string, args ...any) {
 	case kfake.LogLevelError:
 		lvl = slog.LevelError
 	case kfake.LogLevelWarn:
-		lvl = slog.LevelWarn
+		lvl = slog.LevelDebug // kfake warns of slow requests, not of faults
 	default:
 		return
 	}

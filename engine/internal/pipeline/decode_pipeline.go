@@ -24,6 +24,7 @@ func (d *decoder) pipeline(path string, n *yaml.Node) Pipeline {
 		}),
 		"stages":   d.stages(&p.Stages),
 		"branches": d.branches(&p.Branches),
+		"tables":   d.tables(&p.Tables),
 		"errors": d.section(nil, map[string]field{
 			"retries": integer(d, &p.Errors.Retries),
 			"backoff": d.duration(&p.Errors.Backoff),
@@ -92,5 +93,27 @@ func (d *decoder) outputs(dst *map[string]string) field {
 			out[name] = topic
 		})
 		*dst = out
+	}
+}
+
+func (d *decoder) tables(dst *[]Table) field {
+	return func(path string, k, v *yaml.Node) {
+		d.set(path, k)
+		d.list(path, v, func(path string, _ int, item *yaml.Node) {
+			t := Table{Pos: posOf(item)}
+			d.set(path, item)
+			d.object(path, item, map[string]field{
+				"name":       d.str(&t.Name),
+				"kind":       d.str(&t.Kind),
+				"fields":     d.stringList(&t.Fields, true),
+				"group_by":   d.str(&t.GroupBy),
+				"by":         d.stringList(&t.By, true),
+				"sum":        d.str(&t.Sum),
+				"from":       d.str(&t.From),
+				"window":     d.duration(&t.Window),
+				"time_field": d.str(&t.TimeField),
+			})
+			*dst = append(*dst, t)
+		})
 	}
 }

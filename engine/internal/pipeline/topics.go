@@ -47,7 +47,7 @@ func (f *File) TopicSpecs() []TopicSpec {
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		specs = append(specs, f.topicSpec(name))
 	}
-	return specs
+	return append(specs, f.internalTopics()...)
 }
 
 func (f *File) topicSpec(name string) TopicSpec {
@@ -66,4 +66,26 @@ func (f *File) topicSpec(name string) TopicSpec {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// internalTopics returns the tables' changelog (compacted) and repartition
+// topics. A changelog has its input's partition count: partition p of a
+// table is kept from partition p of its input.
+func (f *File) internalTopics() []TopicSpec {
+	var specs []TopicSpec
+	for _, p := range f.Pipelines {
+		src := f.topicSpec(p.Source.Topic)
+		for _, t := range p.Tables {
+			cl := src
+			if t.Kind != "latest" && t.GroupBy != "" {
+				rp := f.topicSpec(f.ApplicationID + "-" + t.Name + "-repartition")
+				specs = append(specs, rp)
+				cl = rp
+			}
+			cl.Name = f.ApplicationID + "-" + t.Name + "-changelog"
+			cl.Compact = true
+			specs = append(specs, cl)
+		}
+	}
+	return specs
 }

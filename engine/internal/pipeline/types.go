@@ -168,9 +168,39 @@ type Pipeline struct {
 	// Branches route each record that leaves the last stage; the first
 	// matching branch wins. Evaluated by the "branch" plugin.
 	Branches []Branch
+	// Tables are kept from the records that leave the last stage, before
+	// branching.
+	Tables []Table
 	// Errors is the error policy.
 	Errors ErrorPolicy
 	// Pos is where the pipeline was declared.
+	Pos Pos
+}
+
+// Table declares a state table (see package state for the semantics).
+type Table struct {
+	// Name is unique in the file; it names the changelog topic
+	// <app>-<name>-changelog and the query path /api/v1/tables/<name>/.
+	Name string
+	// Kind is latest, count or aggregate.
+	Kind string
+	// Fields a latest table keeps; empty keeps the whole record.
+	Fields []string
+	// GroupBy is the field keying a count or aggregate; empty: the record
+	// key. Another field re-keys through <app>-<name>-repartition.
+	GroupBy string
+	// By splits each group into sub-groups by these fields' values.
+	By []string
+	// Sum is the integer field an aggregate sums.
+	Sum string
+	// From aggregates the current values of this latest table instead of
+	// the record stream.
+	From string
+	// Window is the size of tumbling windows; zero: no windows.
+	Window time.Duration
+	// TimeField is the timestamp field of windows; empty: the record time.
+	TimeField string
+	// Pos is where the table was declared.
 	Pos Pos
 }
 

@@ -25,6 +25,7 @@ func (v *validator) pipelines() {
 		return
 	}
 	first := make(map[string]string) // name -> path of its first use
+	tables := make(map[string]string)
 	for i := range v.f.Pipelines {
 		p := &v.f.Pipelines[i]
 		c := &pipelineCheck{validator: v, p: p, path: fmt.Sprintf("pipelines[%d]", i)}
@@ -36,6 +37,7 @@ func (v *validator) pipelines() {
 		c.source()
 		c.stages()
 		c.branches()
+		c.tables(tables)
 		c.errorPolicy()
 	}
 }

@@ -35,6 +35,8 @@ type Step struct {
 	Name string
 	// Filter, when set, drops records for which it is false.
 	Filter *expr.Program
+	// Tables, when set, updates the pipeline's tables from each record.
+	Tables *Tables
 	// Processor, when set, processes the batch.
 	Processor sdk.Processor
 	// Outputs maps the processor's output names to topics.
@@ -87,6 +89,10 @@ type Output struct {
 	Timestamp time.Time
 	// Stage produced it (for metrics).
 	Stage string
+	// Partition is the partition to write to when Pinned; otherwise the
+	// key chooses it.
+	Partition int32
+	Pinned    bool
 }
 
 // item is a record in flight, with the index of the source message it
@@ -96,38 +102,83 @@ type item struct {
 	origin int
 }
 
-// Process runs msgs through the chain and returns what to produce, in
-// order. Records that fail go to the DLQ output; only a context error (the
-// engine is stopping mid-retry) is returned, in which case nothing of the
-// batch may be committed.
-func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) ([]Output, error) {
+// Result is what one batch produced.
+type Result struct {
+	// Outputs are the records to produce, in order.
+	Outputs []Output
+	// State are the table changes to apply once Outputs committed.
+	State []StateWrite
+}
+
+// Process runs msgs (all from one partition) through the chain and returns
+// what to produce, in order. Records that fail go to the DLQ output; only a
+// context error (the engine is stopping mid-retry) is returned, in which
+// case nothing of the batch may be committed.
+func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Result, error) {
 	outs := make([]Output, 0, len(msgs))
 	items := make([]item, 0, len(msgs))
 	for i, m := range msgs {
 		rec := toRecord(m)
-		data, err := c.decode(m.Value)
-		if err != nil {
-			outs = append(outs, c.deadLetter(m, rec, StageDecode, err.Error()))
-			continue
+		if c.Registry != nil {
+			data, err := c.decode(m.Value)
+			if err != nil {
+				outs = append(outs, c.deadLetter(m, rec, StageDecode, err.Error()))
+				continue
+			}
+			rec.Data = data
 		}
-		rec.Data = data
 		items = append(items, item{rec: rec, origin: i})
 	}
 	if o := c.Observer; o != nil {
 		o.Consumed(c.Pipeline, len(msgs))
 	}
+	var bs *batchState
 	for _, st := range c.Steps {
 		var err error
-		if st.Filter != nil {
+		switch {
+		case st.Filter != nil:
 			items, outs = c.filter(st, msgs, items, outs)
-			continue
+		case st.Tables != nil:
+			if bs == nil {
+				bs = newBatchState(st.Tables, msgs[0].Partition)
+			}
+			items, outs = c.tables(bs, msgs, items, outs)
+		default:
+			items, outs, err = c.process(ctx, st, msgs, items, outs)
 		}
-		items, outs, err = c.process(ctx, st, msgs, items, outs)
 		if err != nil {
-			return nil, err
+			return Result{}, err
 		}
 	}
-	return outs, nil
+	res := Result{Outputs: outs}
+	if bs != nil {
+		res.State = bs.writes()
+	}
+	return res, nil
+}
+
+// tables updates the tables from each record; a record that cannot be
+// applied goes to the DLQ and no further.
+func (c *Chain) tables(bs *batchState, msgs []*sarama.ConsumerMessage, items []item, outs []Output) ([]item, []Output) {
+	kept := items[:0]
+	for _, it := range items {
+		var more []Output
+		var err error
+		if bs.t.Repartitioned != nil {
+			var o Output
+			o, err = bs.applyRepartitioned(it.rec.Value, it.rec.Key, it.rec.Timestamp)
+			more = []Output{o}
+		} else {
+			more, err = bs.update(it.rec.Data, it.rec.Key, it.rec.Timestamp)
+		}
+		if err != nil {
+			outs = append(outs, c.deadLetter(msgs[it.origin], it.rec, "tables", err.Error()))
+			continue
+		}
+		outs = append(outs, more...)
+		kept = append(kept, it)
+	}
+	return kept, outs
 }
 
 func (c *Chain) decode(v []byte) (map[string]any, error) {

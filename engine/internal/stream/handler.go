@@ -11,23 +11,58 @@ import (
 
 // handler is the sarama.ConsumerGroupHandler of a Runner.
 type handler struct {
-	r     *Runner
-	txns  *producerPool       // exactly-once
-	plain sarama.SyncProducer // at-least-once
+	r      *Runner
+	client sarama.Client       // for restores; nil without tables
+	txns   *producerPool       // exactly-once
+	plain  sarama.SyncProducer // at-least-once
 }
 
 func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
 	h.r.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
+	h.r.cfg.Tracker.setOwned(h.r.cfg.Topic, s.Claims()[h.r.cfg.Topic])
 	return nil
 }
 
-func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
+	h.r.cfg.Tracker.setOwned(h.r.cfg.Topic, nil)
+	return nil
+}
+
+// prepare readies a newly claimed partition: it initialises the
+// partition's transactional producer, which fences the previous owner and
+// aborts what it left open, then restores the partition's tables.
+func (h *handler) prepare(ctx context.Context, txnID string, p int32) error {
+	if h.txns != nil {
+		if _, err := h.txns.get(txnID); err != nil {
+			return err
+		}
+	}
+	t := h.r.cfg.Tables
+	if t == nil {
+		return nil
+	}
+	for table, changelog := range t.Changelogs() {
+		start := time.Now()
+		n, err := restore(ctx, h.client, t.Store, table, changelog, p, h.r.cfg.Tracker)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			h.r.log.Info("table restored", "table", table, "partition", p, "records", n, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	return nil
+}
 
 // ConsumeClaim processes one partition, batch by batch, until the session
 // ends. The batch in hand is always finished and committed first.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	log := h.r.log.With("topic", claim.Topic(), "partition", claim.Partition())
 	txnID := fmt.Sprintf("%s-%s-%d", h.r.group, claim.Topic(), claim.Partition())
+	if err := h.prepare(sess.Context(), txnID, claim.Partition()); err != nil {
+		log.Error("partition not started", "err", err)
+		return err
+	}
 	batch := make([]*sarama.ConsumerMessage, 0, h.r.cfg.MaxBatch)
 	for {
 		var ok bool
@@ -74,33 +109,33 @@ func (h *handler) collect(ctx context.Context, msgs <-chan *sarama.ConsumerMessa
 	return batch, true
 }
 
-// commit processes batch and commits its outputs and offset. Transient
-// Kafka errors are retried with the same outputs in a new transaction; a
-// fatal producer error (fenced by a new owner) gives up the partition.
+// commit processes batch and commits its outputs and offset, then applies
+// the batch's table changes locally. Transient Kafka errors are retried
+// with the same outputs in a new transaction; a fatal producer error
+// (fenced by a new owner) gives up the partition.
 func (h *handler) commit(sess sarama.ConsumerGroupSession, txnID string, batch []*sarama.ConsumerMessage) error {
 	// The batch in hand is finished even when the session is ending; only
 	// a stop of the whole engine mid-retry abandons it.
 	ctx := context.WithoutCancel(sess.Context())
-	outs, err := h.r.cfg.Chain.Process(ctx, batch)
+	res, err := h.r.cfg.Chain.Process(ctx, batch)
 	if err != nil {
 		return err
 	}
 	last := batch[len(batch)-1]
+	msgs := toProducerMessages(res.Outputs)
 	if h.plain != nil {
-		if err := h.plain.SendMessages(toProducerMessages(outs)); err != nil {
+		if err := h.plain.SendMessages(msgs); err != nil {
 			return fmt.Errorf("stream: produce: %w", err)
 		}
 		sess.MarkMessage(last, "")
 		sess.Commit()
-		h.observe(outs)
-		return nil
+		return h.committed(res, msgs)
 	}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := h.transact(sess, txnID, outs, last)
+		err := h.transact(sess, txnID, msgs, last)
 		if err == nil {
-			h.observe(outs)
-			return nil
+			return h.committed(res, msgs)
 		}
 		if errors.Is(err, errFatalProducer) || attempt >= 10 {
 			h.txns.discard(txnID)
@@ -109,13 +144,38 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, txnID string, batch [
 		h.r.log.Warn("transaction failed; retrying", "txn", txnID, "attempt", attempt, "err", err)
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
+		msgs = toProducerMessages(res.Outputs)
 	}
+}
+
+// committed applies a committed batch's table changes, with each table's
+// checkpoint after its last changelog record, and counts the outputs.
+func (h *handler) committed(res Result, msgs []*sarama.ProducerMessage) error {
+	h.observe(res.Outputs)
+	if len(res.State) == 0 {
+		return nil
+	}
+	next := map[string]int64{}
+	for _, m := range msgs {
+		next[m.Topic] = m.Offset + 1
+	}
+	t := h.r.cfg.Tables
+	for _, w := range res.State {
+		cp, ok := next[t.Changelogs()[w.Table]]
+		if !ok {
+			cp = -1
+		}
+		if err := t.Store.Apply(w.Table, w.Partition, w.Writes, cp); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var errFatalProducer = errors.New("stream: producer in fatal state")
 
 // transact writes outs and the offset after last in one transaction.
-func (h *handler) transact(sess sarama.ConsumerGroupSession, txnID string, outs []Output, last *sarama.ConsumerMessage) error {
+func (h *handler) transact(sess sarama.ConsumerGroupSession, txnID string, msgs []*sarama.ProducerMessage, last *sarama.ConsumerMessage) error {
 	prod, err := h.txns.get(txnID)
 	if err != nil {
 		return err
@@ -123,7 +183,7 @@ func (h *handler) transact(sess sarama.ConsumerGroupSession, txnID string, outs 
 	if err := prod.BeginTxn(); err != nil {
 		return h.abort(prod, fmt.Errorf("begin: %w", err))
 	}
-	if err := prod.SendMessages(toProducerMessages(outs)); err != nil {
+	if err := prod.SendMessages(msgs); err != nil {
 		return h.abort(prod, fmt.Errorf("produce: %w", err))
 	}
 	offsets := map[string][]*sarama.PartitionOffsetMetadata{
@@ -174,6 +234,9 @@ func toProducerMessages(outs []Output) []*sarama.ProducerMessage {
 			}
 		}
 		msgs[i] = &sarama.ProducerMessage{Topic: o.Topic, Value: sarama.ByteEncoder(o.Value), Headers: hs, Timestamp: o.Timestamp}
+		if o.Pinned {
+			msgs[i].Metadata = pinned(o.Partition)
+		}
 		if o.Key != nil {
 			msgs[i].Key = sarama.ByteEncoder(o.Key)
 		}

@@ -39,7 +39,9 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	cfg.Consumer.MaxProcessingTime = 30 * time.Second
 	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = 2 * time.Second
-	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	// Range, not sticky: sticky keeps its own state in the member user data,
+	// where the engine advertises its HTTP URL for query routing.
+	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	cfg.ChannelBufferSize = 1024
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Idempotent = true

@@ -53,7 +53,13 @@ type keyPartitioner struct {
 // NewPartitioner returns the engine's sarama partitioner.
 func NewPartitioner(string) sarama.Partitioner { return &keyPartitioner{} }
 
+// pinned, as a ProducerMessage's Metadata, sends it to that partition.
+type pinned int32
+
 func (p *keyPartitioner) Partition(msg *sarama.ProducerMessage, n int32) (int32, error) {
+	if pin, ok := msg.Metadata.(pinned); ok {
+		return int32(pin), nil
+	}
 	if msg.Key == nil {
 		p.next = (p.next + 1) % n
 		return p.next, nil

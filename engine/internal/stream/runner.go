@@ -22,12 +22,21 @@ type RunnerConfig struct {
 	Topic string
 	// Chain processes each batch.
 	Chain *Chain
+	// Tables, when set, are the tables Chain keeps: restored from their
+	// changelogs before a partition is processed.
+	Tables *Tables
 	// MaxBatch and MaxWait bound a batch: it is processed when it holds
 	// MaxBatch records, or MaxWait after its first record arrived.
 	MaxBatch int
 	MaxWait  time.Duration
 	// ExactlyOnce commits outputs and offsets in one transaction.
 	ExactlyOnce bool
+	// Tracker, when set, is told which partitions this instance owns and
+	// which are restoring.
+	Tracker *Tracker
+	// UserData is advertised to the consumer group (the instance's HTTP
+	// URL, for query routing).
+	UserData []byte
 	// Log receives the runner's events.
 	Log *slog.Logger
 }
@@ -57,11 +66,20 @@ func (r *Runner) Group() string { return r.group }
 // Run consumes until ctx ends, then finishes the batch in hand, commits it
 // and returns nil. It returns an error only when the pipeline cannot run.
 func (r *Runner) Run(ctx context.Context) error {
-	group, err := sarama.NewConsumerGroup(r.cfg.Brokers, r.group, r.cfg.Sarama)
+	cfg := *r.cfg.Sarama
+	cfg.Consumer.Group.Member.UserData = r.cfg.UserData
+	group, err := sarama.NewConsumerGroup(r.cfg.Brokers, r.group, &cfg)
 	if err != nil {
 		return fmt.Errorf("stream: consumer group %s: %w", r.group, err)
 	}
 	h := &handler{r: r}
+	if r.cfg.Tables != nil {
+		if h.client, err = sarama.NewClient(r.cfg.Brokers, r.cfg.Sarama); err != nil {
+			_ = group.Close()
+			return fmt.Errorf("stream: restore client: %w", err)
+		}
+		defer h.client.Close()
+	}
 	if r.cfg.ExactlyOnce {
 		h.txns = newProducerPool(r.cfg.Brokers, r.cfg.Sarama)
 	} else {

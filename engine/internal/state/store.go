@@ -1,0 +1,195 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+)
+
+// ErrClosed is returned by a Store after Close.
+var ErrClosed = errors.New("state: closed")
+
+// Store is one instance's local state. It is safe for concurrent use.
+type Store struct {
+	db *pebble.DB
+}
+
+// Write is one change to a table: Value nil deletes Key.
+type Write struct {
+	Key, Value []byte
+}
+
+// Open opens (creating if needed) the store in dir. An empty dir keeps the
+// store in memory (for tests). The caller MUST call Close.
+func Open(dir string) (*Store, error) {
+	opts := &pebble.Options{Logger: quietLogger{}}
+	if dir == "" {
+		opts.FS = vfs.NewMem()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("state: close: %w", err)
+	}
+	return nil
+}
+
+// dataKey is 'd' table 0x00 partition(4, big endian) key.
+func dataKey(table string, partition int32, key []byte) []byte {
+	b := make([]byte, 0, 1+len(table)+1+4+len(key))
+	b = append(b, 'd')
+	b = append(b, table...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint32(b, uint32(partition))
+	return append(b, key...)
+}
+
+func checkpointKey(table string, partition int32) []byte {
+	b := append([]byte{'c'}, table...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint32(b, uint32(partition))
+}
+
+// Get returns a copy of the value of key in table's partition, and whether
+// it exists.
+func (s *Store) Get(table string, partition int32, key []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(dataKey(table, partition, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("state: get %s/%d: %w", table, partition, err)
+	}
+	out := append([]byte(nil), v...)
+	_ = closer.Close()
+	return out, true, nil
+}
+
+// Checkpoint returns the next changelog offset to read for table's
+// partition, or 0 when the partition has never been written here.
+func (s *Store) Checkpoint(table string, partition int32) (int64, error) {
+	v, closer, err := s.db.Get(checkpointKey(table, partition))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("state: checkpoint %s/%d: %w", table, partition, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("state: checkpoint %s/%d: corrupt (%d bytes)", table, partition, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// Apply writes writes and, when checkpoint >= 0, the new checkpoint, as one
+// atomic, synced batch.
+func (s *Store) Apply(table string, partition int32, writes []Write, checkpoint int64) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, w := range writes {
+		k := dataKey(table, partition, w.Key)
+		var err error
+		if w.Value == nil {
+			err = b.Delete(k, nil)
+		} else {
+			err = b.Set(k, w.Value, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("state: batch %s/%d: %w", table, partition, err)
+		}
+	}
+	if checkpoint >= 0 {
+		if err := b.Set(checkpointKey(table, partition), binary.BigEndian.AppendUint64(nil, uint64(checkpoint)), nil); err != nil {
+			return fmt.Errorf("state: batch %s/%d: %w", table, partition, err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("state: apply %s/%d: %w", table, partition, err)
+	}
+	return nil
+}
+
+// Entry is one key and value of a table.
+type Entry struct {
+	Key, Value []byte
+}
+
+// Scan returns up to limit entries of table's partition whose keys start
+// with prefix and are greater than or equal to from (nil: the first), in
+// key order.
+func (s *Store) Scan(table string, partition int32, prefix, from []byte, limit int) ([]Entry, error) {
+	lower := dataKey(table, partition, prefix)
+	upper := prefixEnd(lower)
+	start := lower
+	if len(from) > 0 {
+		if f := dataKey(table, partition, from); string(f) > string(lower) {
+			start = f
+		}
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("state: scan %s/%d: %w", table, partition, err)
+	}
+	defer it.Close()
+	head := len(dataKey(table, partition, nil))
+	var out []Entry
+	for ok := it.SeekGE(start); ok && len(out) < limit; ok = it.Next() {
+		out = append(out, Entry{Key: append([]byte(nil), it.Key()[head:]...), Value: append([]byte(nil), it.Value()...)})
+	}
+	return out, it.Error()
+}
+
+// Count returns the number of keys in table's partition.
+func (s *Store) Count(table string, partition int32) (int, error) {
+	lower := dataKey(table, partition, nil)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return 0, fmt.Errorf("state: count %s/%d: %w", table, partition, err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n, it.Error()
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// quietLogger drops Pebble's informational logs; errors still surface as
+// returned errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "state: pebble fatal: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+var _ io.Closer = (*Store)(nil)

@@ -1,0 +1,176 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/billing-engine/billing/engine/internal/state"
+)
+
+// Tracker records, for the HTTP API, which input partitions this instance
+// owns and which table partitions are restoring. It is safe for
+// concurrent use.
+type Tracker struct {
+	mu        sync.RWMutex
+	owned     map[string]map[int32]bool // topic -> partitions
+	restoring map[string]map[int32]bool // table -> partitions
+}
+
+// NewTracker returns an empty Tracker.
+func NewTracker() *Tracker {
+	return &Tracker{owned: map[string]map[int32]bool{}, restoring: map[string]map[int32]bool{}}
+}
+
+func (t *Tracker) setOwned(topic string, parts []int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := map[int32]bool{}
+	for _, p := range parts {
+		m[p] = true
+	}
+	t.owned[topic] = m
+}
+
+// Owns reports whether this instance consumes partition p of topic now.
+func (t *Tracker) Owns(topic string, p int32) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.owned[topic][p]
+}
+
+// Owned returns the partitions of topic this instance consumes now.
+func (t *Tracker) Owned(topic string) []int32 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []int32
+	for p := range t.owned[topic] {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func (t *Tracker) setRestoring(table string, p int32, on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.restoring[table] == nil {
+		t.restoring[table] = map[int32]bool{}
+	}
+	if on {
+		t.restoring[table][p] = true
+	} else {
+		delete(t.restoring[table], p)
+	}
+}
+
+// Restoring reports whether partition p of table is being restored.
+func (t *Tracker) Restoring(table string, p int32) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.restoring[table][p]
+}
+
+// RestoringAll returns the partitions being restored, by table.
+func (t *Tracker) RestoringAll() map[string][]int32 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := map[string][]int32{}
+	for table, ps := range t.restoring {
+		for p := range ps {
+			out[table] = append(out[table], p)
+		}
+	}
+	for _, ps := range out {
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	}
+	return out
+}
+
+// restoreIdle is how long restore waits for more changelog records once it
+// has read up to the end offset it saw (the tail may be transaction markers
+// or aborted records, which a read_committed consumer never receives).
+const restoreIdle = 300 * time.Millisecond
+
+// restore replays partition p of table's changelog from the local
+// checkpoint to its end into the store.
+func restore(ctx context.Context, client sarama.Client, store *state.Store, table, changelog string, p int32, tr *Tracker) (int, error) {
+	tr.setRestoring(table, p, true)
+	defer tr.setRestoring(table, p, false)
+	from, err := store.Checkpoint(table, p)
+	if err != nil {
+		return 0, err
+	}
+	end, err := client.GetOffset(changelog, p, sarama.OffsetNewest)
+	if err != nil {
+		return 0, fmt.Errorf("stream: restore %s/%d: end offset: %w", changelog, p, err)
+	}
+	if from >= end {
+		return 0, nil
+	}
+	oldest, err := client.GetOffset(changelog, p, sarama.OffsetOldest)
+	if err != nil {
+		return 0, fmt.Errorf("stream: restore %s/%d: start offset: %w", changelog, p, err)
+	}
+	from = max(from, oldest)
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return 0, fmt.Errorf("stream: restore consumer: %w", err)
+	}
+	defer consumer.Close()
+	pc, err := consumer.ConsumePartition(changelog, p, from)
+	if err != nil {
+		return 0, fmt.Errorf("stream: restore %s/%d from %d: %w", changelog, p, from, err)
+	}
+	defer pc.Close()
+	return replay(ctx, pc, store, table, p, end)
+}
+
+// replay applies changelog records in batches until end or idleness.
+func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store, table string, p int32, end int64) (int, error) {
+	n := 0
+	var writes []state.Write
+	next := int64(-1)
+	flush := func() error {
+		if len(writes) == 0 {
+			return nil
+		}
+		err := store.Apply(table, p, writes, next)
+		writes = writes[:0]
+		return err
+	}
+	idle := time.NewTimer(restoreIdle)
+	defer idle.Stop()
+	for next < end {
+		select {
+		case <-ctx.Done():
+			return n, errors.Join(ctx.Err(), flush())
+		case m := <-pc.Messages():
+			writes = append(writes, state.Write{Key: m.Key, Value: m.Value})
+			next = m.Offset + 1
+			n++
+			if len(writes) >= 1000 {
+				if err := flush(); err != nil {
+					return n, err
+				}
+			}
+			idle.Reset(restoreIdle)
+		case err := <-pc.Errors():
+			return n, errors.Join(fmt.Errorf("stream: restore %s/%d: %w", table, p, err), flush())
+		case <-idle.C:
+			if err := flush(); err != nil {
+				return n, err
+			}
+			return n, store.Apply(table, p, nil, end)
+		}
+	}
+	if err := flush(); err != nil {
+		return n, err
+	}
+	return n, store.Apply(table, p, nil, end)
+}
