@@ -19,7 +19,17 @@ type handler struct {
 
 func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
 	h.r.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
-	h.r.cfg.Tracker.setOwned(h.r.cfg.Topic, s.Claims()[h.r.cfg.Topic])
+	claimed := s.Claims()[h.r.cfg.Topic]
+	if t := h.r.cfg.Tables; t != nil {
+		// Until prepare has restored them, the claimed partitions answer
+		// queries with 503, not with stale values.
+		for table := range t.Changelogs() {
+			for _, p := range claimed {
+				h.r.cfg.Tracker.setRestoring(table, p, true)
+			}
+		}
+	}
+	h.r.cfg.Tracker.setOwned(h.r.cfg.Topic, claimed)
 	return nil
 }
 
@@ -43,7 +53,11 @@ func (h *handler) prepare(ctx context.Context, txnID string, p int32) error {
 	}
 	for table, changelog := range t.Changelogs() {
 		start := time.Now()
-		n, err := restore(ctx, h.client, t.Store, table, changelog, p, h.r.cfg.Tracker)
+		barrier, err := h.barrier(txnID, changelog, p)
+		if err != nil {
+			return err
+		}
+		n, err := restore(ctx, h.client, t.Store, table, changelog, p, barrier, h.r.cfg.Tracker)
 		if err != nil {
 			return err
 		}
@@ -170,6 +184,33 @@ func (h *handler) committed(res Result, msgs []*sarama.ProducerMessage) error {
 		}
 	}
 	return nil
+}
+
+// barrier writes a barrier record to partition p of changelog, committed,
+// and returns its offset.
+func (h *handler) barrier(txnID, changelog string, p int32) (int64, error) {
+	msg := &sarama.ProducerMessage{Topic: changelog, Key: sarama.ByteEncoder(barrierKey), Value: sarama.ByteEncoder(nil), Metadata: pinned(p)}
+	if h.plain != nil {
+		_, off, err := h.plain.SendMessage(msg)
+		if err != nil {
+			return 0, fmt.Errorf("stream: barrier %s/%d: %w", changelog, p, err)
+		}
+		return off, nil
+	}
+	prod, err := h.txns.get(txnID)
+	if err != nil {
+		return 0, err
+	}
+	if err := prod.BeginTxn(); err != nil {
+		return 0, h.abort(prod, fmt.Errorf("barrier begin: %w", err))
+	}
+	if err := prod.SendMessages([]*sarama.ProducerMessage{msg}); err != nil {
+		return 0, h.abort(prod, fmt.Errorf("barrier: %w", err))
+	}
+	if err := prod.CommitTxn(); err != nil {
+		return 0, h.abort(prod, fmt.Errorf("barrier commit: %w", err))
+	}
+	return msg.Offset, nil
 }
 
 var errFatalProducer = errors.New("stream: producer in fatal state")

@@ -2,11 +2,9 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/IBM/sarama"
 
@@ -92,25 +90,22 @@ func (t *Tracker) RestoringAll() map[string][]int32 {
 	return out
 }
 
-// restoreIdle is how long restore waits for more changelog records once it
-// has read up to the end offset it saw (the tail may be transaction markers
-// or aborted records, which a read_committed consumer never receives).
-const restoreIdle = 300 * time.Millisecond
+// barrierKey marks the barrier records restore writes into a changelog;
+// they are never applied to a table.
+var barrierKey = []byte("\x00restore-barrier")
 
 // restore replays partition p of table's changelog from the local
-// checkpoint to its end into the store.
-func restore(ctx context.Context, client sarama.Client, store *state.Store, table, changelog string, p int32, tr *Tracker) (int, error) {
+// checkpoint up to barrier, the offset of a record this instance wrote (and
+// committed) after taking the partition: everything before it is settled,
+// committed or aborted, so the replay is complete when it reaches it.
+func restore(ctx context.Context, client sarama.Client, store *state.Store, table, changelog string, p int32, barrier int64, tr *Tracker) (int, error) {
 	tr.setRestoring(table, p, true)
 	defer tr.setRestoring(table, p, false)
 	from, err := store.Checkpoint(table, p)
 	if err != nil {
 		return 0, err
 	}
-	end, err := client.GetOffset(changelog, p, sarama.OffsetNewest)
-	if err != nil {
-		return 0, fmt.Errorf("stream: restore %s/%d: end offset: %w", changelog, p, err)
-	}
-	if from >= end {
+	if from > barrier {
 		return 0, nil
 	}
 	oldest, err := client.GetOffset(changelog, p, sarama.OffsetOldest)
@@ -128,49 +123,39 @@ func restore(ctx context.Context, client sarama.Client, store *state.Store, tabl
 		return 0, fmt.Errorf("stream: restore %s/%d from %d: %w", changelog, p, from, err)
 	}
 	defer pc.Close()
-	return replay(ctx, pc, store, table, p, end)
+	return replay(ctx, pc, store, table, p, barrier)
 }
 
-// replay applies changelog records in batches until end or idleness.
-func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store, table string, p int32, end int64) (int, error) {
+// replay applies changelog records in batches until it has applied the
+// barrier's offset.
+func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store, table string, p int32, barrier int64) (int, error) {
 	n := 0
 	var writes []state.Write
 	next := int64(-1)
 	flush := func() error {
-		if len(writes) == 0 {
-			return nil
-		}
 		err := store.Apply(table, p, writes, next)
 		writes = writes[:0]
 		return err
 	}
-	idle := time.NewTimer(restoreIdle)
-	defer idle.Stop()
-	for next < end {
+	for next <= barrier {
 		select {
 		case <-ctx.Done():
-			return n, errors.Join(ctx.Err(), flush())
+			return n, ctx.Err()
 		case m := <-pc.Messages():
-			writes = append(writes, state.Write{Key: m.Key, Value: m.Value})
 			next = m.Offset + 1
+			if string(m.Key) == string(barrierKey) {
+				continue
+			}
+			writes = append(writes, state.Write{Key: m.Key, Value: m.Value})
 			n++
 			if len(writes) >= 1000 {
 				if err := flush(); err != nil {
 					return n, err
 				}
 			}
-			idle.Reset(restoreIdle)
 		case err := <-pc.Errors():
-			return n, errors.Join(fmt.Errorf("stream: restore %s/%d: %w", table, p, err), flush())
-		case <-idle.C:
-			if err := flush(); err != nil {
-				return n, err
-			}
-			return n, store.Apply(table, p, nil, end)
+			return n, fmt.Errorf("stream: restore %s/%d: %w", table, p, err)
 		}
 	}
-	if err := flush(); err != nil {
-		return n, err
-	}
-	return n, store.Apply(table, p, nil, end)
+	return n, flush()
 }

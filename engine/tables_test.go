@@ -1,0 +1,253 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/billing-engine/billing/engine"
+	"github.com/billing-engine/billing/engine/avro"
+	"github.com/billing-engine/billing/engine/enginetest"
+	"github.com/billing-engine/billing/plugins/branch/router"
+)
+
+// getJSON fetches url and decodes a JSON object answer.
+func getJSON(url string) (int, map[string]any, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("decode %s: %w", url, err)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// eventually retries fn until it returns nil or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// statusOf returns the status the instance at base reports for id.
+func statusOf(base, id string) (string, error) {
+	code, body, err := getJSON(base + "/api/v1/transactions/" + id + "/status")
+	if err != nil {
+		return "", err
+	}
+	if code != http.StatusOK {
+		return "", fmt.Errorf("status of %s: HTTP %d %v", id, code, body)
+	}
+	s, _ := body["status"].(string)
+	return s, nil
+}
+
+func encodeTx(t *testing.T, schema *avro.Schema, id, client, status string, amount int64, at time.Time) *kgo.Record {
+	t.Helper()
+	v, err := schema.Encode(map[string]any{
+		"transaction_id": id, "client_id": client, "amount_minor": amount, "currency": "EUR",
+		"status": status, "description": "", "created_at": at, "updated_at": at,
+		"billed_at": nil, "billing_cycle_id": nil,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kgo.Record{Key: []byte(id), Value: v}
+}
+
+func TestStatusQueryFollowsLatestStatus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; run without -short")
+	}
+	b := enginetest.StartBroker(t)
+	vars := env(t, b.Addr())
+	startEngine(t, vars)
+	base := "http://" + vars["BILLING_HTTP_LISTEN"]
+	schema, err := registry(t).Schema("Transaction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var recs []*kgo.Record
+	for i, s := range []string{"APPROVED", "BILLED", "REFUNDED"} {
+		recs = append(recs, encodeTx(t, schema, "tx-life", "client-life", s, 2500, now.Add(time.Duration(i)*time.Second)))
+	}
+	recs = append(recs, encodeTx(t, schema, "tx-other", "client-life", "APPROVED", 700, now))
+	produceKgo(t, b.Addr(), recs)
+
+	eventually(t, 30*time.Second, func() error {
+		s, err := statusOf(base, "tx-life")
+		if err == nil && s != "REFUNDED" {
+			err = fmt.Errorf("got status %q, want REFUNDED", s)
+		}
+		return err
+	})
+	// The client's totals count each transaction once, in its latest status.
+	eventually(t, 30*time.Second, func() error {
+		code, body, err := getJSON(base + "/api/v1/tables/client_totals/client-life")
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("client_totals: %d %v %v", code, body, err)
+		}
+		v := body["value"].(map[string]any)
+		groups := v["groups"].(map[string]any)
+		want := map[string]any{
+			"REFUNDED|EUR": map[string]any{"count": float64(1), "sum": float64(2500)},
+			"APPROVED|EUR": map[string]any{"count": float64(1), "sum": float64(700)},
+		}
+		if fmt.Sprint(groups) != fmt.Sprint(want) || v["count"] != float64(2) {
+			return fmt.Errorf("got count %v groups %v, want 2 and %v", v["count"], groups, want)
+		}
+		return nil
+	})
+	for _, tc := range []struct{ path, want string }{
+		{"/api/v1/transactions/no-such-tx/status", "no such key"},
+		{"/api/v1/tables/no_such_table/x", "no such table"},
+	} {
+		code, body, err := getJSON(base + tc.path)
+		if err != nil || code != http.StatusNotFound || body["detail"] != tc.want {
+			t.Errorf("GET %s: got %d %v (%v), want 404 %q", tc.path, code, body, err, tc.want)
+		}
+	}
+}
+
+// TestRestoreFromChangelog stops the engine, deletes its local state, and
+// starts it again: the tables are rebuilt from their changelogs and answer
+// as before.
+func TestRestoreFromChangelog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; run without -short")
+	}
+	b := enginetest.StartBroker(t)
+	vars := env(t, b.Addr())
+	base := "http://" + vars["BILLING_HTTP_LISTEN"]
+	w := newWorkload(t, registry(t), 3_000, 0)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := runEngine(t, ctx, vars)
+	produceKgo(t, b.Addr(), w.records)
+	before := snapshotTables(t, base, w)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("engine.Run: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(vars["BILLING_DATA_DIR"], "state")); err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := runEngine(t, ctx2, vars)
+	defer func() {
+		cancel2()
+		if err := <-done2; err != nil {
+			t.Errorf("engine.Run: %v", err)
+		}
+	}()
+	after := snapshotTables(t, base, w)
+	if len(after) != len(before) {
+		t.Fatalf("got %d answers after restore, want %d", len(after), len(before))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s: got %s after restore, want %s", k, after[k], v)
+		}
+	}
+}
+
+// runEngine runs the billing pipeline in-process until ctx ends.
+func runEngine(t *testing.T, ctx context.Context, vars map[string]string) <-chan error {
+	t.Helper()
+	path := filepath.Join(enginetest.RepoRoot(t), "pipelines", "billing.yaml")
+	e, err := engine.New(path,
+		engine.WithProcessor(router.Name, router.New),
+		engine.WithLookupEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }))
+	if err != nil {
+		t.Fatalf("engine.New: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	return done
+}
+
+// expectedTotals computes, from a workload, each client's count per
+// status|currency: what client_totals must hold.
+func expectedTotals(t *testing.T, reg *avro.Registry, w workload) map[string]map[string]int {
+	t.Helper()
+	schema, err := reg.Schema("Transaction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := map[string]bool{}
+	for _, k := range w.dropped {
+		dropped[k] = true
+	}
+	out := map[string]map[string]int{}
+	for _, r := range w.records {
+		rec, err := reg.Decode(schema, r.Value)
+		if err != nil || dropped[string(r.Key)] {
+			continue
+		}
+		c := rec["client_id"].(string)
+		if out[c] == nil {
+			out[c] = map[string]int{}
+		}
+		out[c][rec["status"].(string)+"|"+rec["currency"].(string)]++
+	}
+	return out
+}
+
+// snapshotTables waits until every client's totals match the workload and
+// returns the answers for the clients and a sample of transactions.
+func snapshotTables(t *testing.T, base string, w workload) map[string]string {
+	t.Helper()
+	want := expectedTotals(t, registry(t), w)
+	out := map[string]string{}
+	for client, groups := range want {
+		eventually(t, 60*time.Second, func() error {
+			code, body, err := getJSON(base + "/api/v1/tables/client_totals/" + client)
+			if err != nil || code != http.StatusOK {
+				_, l, _ := getJSON(base + "/api/v1/tables/client_totals?limit=100")
+				_, st, _ := getJSON(base + "/api/v1/stats")
+				return fmt.Errorf("client_totals/%s: %d %v %v\nlist %v\nstats %v", client, code, body, err, l, st)
+			}
+			got := map[string]int{}
+			for k, g := range body["value"].(map[string]any)["groups"].(map[string]any) {
+				got[k] = int(g.(map[string]any)["count"].(float64))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(groups) {
+				return fmt.Errorf("client_totals/%s: got %v, want %v", client, got, groups)
+			}
+			out["client_totals/"+client] = fmt.Sprint(body["value"])
+			return nil
+		})
+	}
+	for i, r := range w.records {
+		if i%97 != 0 {
+			continue
+		}
+		id := string(r.Key)
+		eventually(t, 30*time.Second, func() error {
+			s, err := statusOf(base, id)
+			out["status/"+id] = s
+			return err
+		})
+	}
+	return out
+}
