@@ -96,7 +96,8 @@ func (c *child) kill(t *testing.T) {
 }
 
 // TestCrashExactlyOnce SIGKILLs the engine process twice in the middle of a
-// run and restarts it; afterwards every output exists exactly once.
+// run and restarts it; afterwards every output exists exactly once and the
+// aggregate tables count every transaction exactly once.
 func TestCrashExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test; run without -short")
@@ -115,6 +116,8 @@ func TestCrashExactlyOnce(t *testing.T) {
 	}
 	c := startChild(t, bin, vars)
 	checkOutputs(t, b.Addr(), w)
+	// The aggregates count every transaction once: none twice, none lost.
+	snapshotTables(t, "http://"+vars["BILLING_HTTP_LISTEN"], w)
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
