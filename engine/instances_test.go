@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,13 +117,16 @@ func finalStatuses(t *testing.T, w workload) map[string]string {
 	return out
 }
 
+// sampleKeys returns n of m's keys, spread evenly over their sorted order,
+// the same every call.
 func sampleKeys(m map[string]string, n int) []string {
-	var out []string
-	for k := range m {
-		if len(out) == n {
-			break
-		}
-		out = append(out, k)
+	keys := slices.Sorted(maps.Keys(m))
+	if len(keys) <= n {
+		return keys
+	}
+	out := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, keys[i*len(keys)/n])
 	}
 	return out
 }

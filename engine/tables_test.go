@@ -238,13 +238,13 @@ func snapshotTables(t *testing.T, base string, w workload) map[string]string {
 			return nil
 		})
 	}
-	for i, r := range w.records {
-		if i%97 != 0 {
-			continue
-		}
-		id := string(r.Key)
+	statuses := finalStatuses(t, w)
+	for _, id := range sampleKeys(statuses, 50) {
 		eventually(t, 30*time.Second, func() error {
 			s, err := statusOf(base, id)
+			if err == nil && s != statuses[id] {
+				err = fmt.Errorf("status of %s: got %s, want %s", id, s, statuses[id])
+			}
 			out["status/"+id] = s
 			return err
 		})
