@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,26 +15,41 @@ import (
 
 	"github.com/billing-engine/billing/engine"
 	"github.com/billing-engine/billing/engine/enginetest"
-	"github.com/billing-engine/billing/plugins/branch"
+	"github.com/billing-engine/billing/plugins/branch/router"
 )
 
 // benchRecords is how many transactions each benchmark scenario moves.
 const benchRecords = 300_000
 
-// BenchmarkPipeline measures, in one run on one embedded broker, the plain
-// sarama consume-and-produce rate (the ceiling) and the billing branch
-// pipeline's rate (exactly-once), over the same input records, and reports
-// both and their ratio. Run it with -benchtime 1x.
+// BenchmarkPipeline measures, in one run on one embedded broker and over
+// the same input records: the plain sarama consume-and-produce rate (the
+// ceiling), the branch pipeline (decode, filter, branch, exactly-once), and
+// the billing processor with its tables (status table and two repartitioned
+// aggregates). It reports each rate and its ratio to the ceiling. Run it
+// with -benchtime 1x.
 func BenchmarkPipeline(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		br := enginetest.StartBroker(b)
 		produceBench(b, br.Addr(), benchRecords)
 		ceiling := benchCeiling(b, br.Addr(), benchRecords)
-		pipeline := benchBranchPipeline(b, br.Addr(), benchRecords)
+		branch := benchEngine(b, br.Addr(), "engine/testdata/bench/branch.yaml", "bench-branch", benchRecords, nil)
+		status := benchEngine(b, br.Addr(), "engine/testdata/bench/status.yaml", "bench-status", benchRecords, nil)
+		if os.Getenv("BENCH_STATUS_ONLY") != "" {
+			b.Logf("status table=%.0f rec/s", status)
+			return
+		}
+		tables := benchEngine(b, br.Addr(), "engine/testdata/bench/tables.yaml", "bench-tables", benchRecords,
+			[]string{"consumed/processor.client_totals", "consumed/processor.client_daily"})
 		b.ReportMetric(ceiling, "ceiling_rec/s")
-		b.ReportMetric(pipeline, "pipeline_rec/s")
-		b.ReportMetric(pipeline/ceiling, "ratio")
-		b.Logf("records=%d ceiling=%.0f rec/s branch pipeline=%.0f rec/s ratio=%.2f", benchRecords, ceiling, pipeline, pipeline/ceiling)
+		b.ReportMetric(branch, "branch_rec/s")
+		b.ReportMetric(branch/ceiling, "branch_ratio")
+		b.ReportMetric(status, "status_rec/s")
+		b.ReportMetric(status/ceiling, "status_ratio")
+		b.ReportMetric(tables, "tables_rec/s")
+		b.ReportMetric(3*tables, "table_updates/s")
+		b.ReportMetric(tables/ceiling, "tables_ratio")
+		b.Logf("records=%d ceiling=%.0f rec/s branch=%.0f rec/s (%.2f) status table=%.0f rec/s (%.2f) all tables=%.0f rec/s (%.2f, %.0f table updates/s)",
+			benchRecords, ceiling, branch, branch/ceiling, status, status/ceiling, tables, tables/ceiling, 3*tables)
 	}
 }
 
@@ -145,17 +161,20 @@ func (p passThrough) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Consum
 	return nil
 }
 
-// benchBranchPipeline runs the billing pipeline (decode, filter, branch,
-// exactly-once) in-process over the same records.
-func benchBranchPipeline(b *testing.B, addr string, n int) float64 {
+// benchEngine runs the pipeline file (relative to the repository) as a
+// fresh application over the records on addr, and returns records/s from
+// the first record consumed until every record left the branch stage and
+// each counter in also has reached n.
+func benchEngine(b *testing.B, addr, file, app string, n int, also []string) float64 {
 	b.Helper()
 	vars := map[string]string{
-		"BILLING_KAFKA_BROKERS": addr,
-		"BILLING_DATA_DIR":      b.TempDir(),
-		"BILLING_HTTP_LISTEN":   enginetest.FreeAddr(b),
+		"BILLING_KAFKA_BROKERS":  addr,
+		"BILLING_APPLICATION_ID": app,
+		"BILLING_DATA_DIR":       b.TempDir(),
+		"BILLING_HTTP_LISTEN":    enginetest.FreeAddr(b),
 	}
-	path := filepath.Join(enginetest.RepoRoot(b), "pipelines", "billing.yaml")
-	e, err := engine.New(path, engine.WithProcessor(branch.Name, branch.New), engine.WithLogger(benchLogger()),
+	path := filepath.Join(enginetest.RepoRoot(b), file)
+	e, err := engine.New(path, engine.WithProcessor(router.Name, router.New), engine.WithLogger(benchLogger()),
 		engine.WithLookupEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }))
 	if err != nil {
 		b.Fatal(err)
@@ -164,16 +183,27 @@ func benchBranchPipeline(b *testing.B, addr string, n int) float64 {
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
 	for consumed(e) == 0 {
-		time.Sleep(100 * time.Microsecond)
-	}
-	start := time.Now()
-	deadline := time.After(5 * time.Minute)
-	for produced(e) < int64(n) {
 		select {
 		case err := <-done:
 			b.Fatalf("engine stopped: %v", err)
+		case <-time.After(100 * time.Microsecond):
+		}
+	}
+	start := time.Now()
+	deadline := time.After(5 * time.Minute)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for !finished(e, n, also) {
+		select {
+		case <-tick.C:
+			if os.Getenv("BENCH_LOG") != "" {
+				snap := e.Stats().Snapshot()
+				b.Logf("%s: branched=%d consumed=%v", file, branched(e), []int64{snap["consumed/processor"], snap["consumed/processor.client_totals"], snap["consumed/processor.client_daily"]})
+			}
+		case err := <-done:
+			b.Fatalf("engine stopped: %v", err)
 		case <-deadline:
-			b.Fatalf("pipeline: %d of %d after 5m", produced(e), n)
+			b.Fatalf("%s: %d of %d after 5m", file, branched(e), n)
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
@@ -185,14 +215,27 @@ func benchBranchPipeline(b *testing.B, addr string, n int) float64 {
 	return float64(n) / elapsed.Seconds()
 }
 
+func finished(e *engine.Engine, n int, also []string) bool {
+	if branched(e) < int64(n) {
+		return false
+	}
+	snap := e.Stats().Snapshot()
+	for _, k := range also {
+		if snap[k] < int64(n) {
+			return false
+		}
+	}
+	return true
+}
+
 // consumed returns the records the processor pipeline has consumed.
 func consumed(e *engine.Engine) int64 { return e.Stats().Snapshot()["consumed/processor"] }
 
-// produced sums the records the pipelines committed to any topic.
-func produced(e *engine.Engine) int64 {
+// branched sums the records the processor's branch stage committed.
+func branched(e *engine.Engine) int64 {
 	var n int64
 	for k, v := range e.Stats().Snapshot() {
-		if len(k) > 9 && k[:9] == "produced/" {
+		if strings.HasPrefix(k, "produced/processor/branch/") {
 			n += v
 		}
 	}

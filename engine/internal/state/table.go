@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -75,6 +76,14 @@ type AggValue struct {
 	Groups      map[string]Group `json:"groups,omitempty"`
 	WindowStart *time.Time       `json:"window_start,omitempty"`
 	WindowEnd   *time.Time       `json:"window_end,omitempty"`
+}
+
+// Clone returns a copy of v that shares no map with it.
+func (v AggValue) Clone() AggValue {
+	if v.Groups != nil {
+		v.Groups = maps.Clone(v.Groups)
+	}
+	return v
 }
 
 // Delta is a change to one group of an aggregate.

@@ -108,6 +108,8 @@ type Result struct {
 	Outputs []Output
 	// State are the table changes to apply once Outputs committed.
 	State []StateWrite
+	// Committed, when set, is called after State was applied.
+	Committed func()
 }
 
 // Process runs msgs (all from one partition) through the chain and returns
@@ -152,7 +154,13 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 	}
 	res := Result{Outputs: outs}
 	if bs != nil {
-		res.State = bs.writes()
+		more, writes, err := bs.flush()
+		if err != nil {
+			return Result{}, err
+		}
+		res.Outputs = append(res.Outputs, more...)
+		res.State = writes
+		res.Committed = bs.committed
 	}
 	return res, nil
 }
@@ -165,9 +173,7 @@ func (c *Chain) tables(bs *batchState, msgs []*sarama.ConsumerMessage, items []i
 		var more []Output
 		var err error
 		if bs.t.Repartitioned != nil {
-			var o Output
-			o, err = bs.applyRepartitioned(it.rec.Value, it.rec.Key, it.rec.Timestamp)
-			more = []Output{o}
+			err = bs.applyRepartitioned(it.rec.Value, it.rec.Key, it.rec.Timestamp)
 		} else {
 			more, err = bs.update(it.rec.Data, it.rec.Key, it.rec.Timestamp)
 		}

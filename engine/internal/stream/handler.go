@@ -51,6 +51,7 @@ func (h *handler) prepare(ctx context.Context, txnID string, p int32) error {
 	if t == nil {
 		return nil
 	}
+	t.dropCache(p)
 	for table, changelog := range t.Changelogs() {
 		start := time.Now()
 		barrier, err := h.barrier(txnID, changelog, p)
@@ -182,6 +183,9 @@ func (h *handler) committed(res Result, msgs []*sarama.ProducerMessage) error {
 		if err := t.Store.Apply(w.Table, w.Partition, w.Writes, cp); err != nil {
 			return err
 		}
+	}
+	if res.Committed != nil {
+		res.Committed()
 	}
 	return nil
 }

@@ -51,7 +51,13 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	cfg.Producer.Retry.Backoff = 50 * time.Millisecond
 	cfg.Producer.MaxMessageBytes = 1 << 20
 	cfg.Producer.Flush.Frequency = time.Millisecond
+	// A broker answers CONCURRENT_TRANSACTIONS while it finishes the previous
+	// commit of the same producer; sarama's 100ms default backoff would
+	// stall the partition far longer than that takes.
+	cfg.Producer.Transaction.Retry.Backoff = 5 * time.Millisecond
+	cfg.Producer.Transaction.Retry.Max = 200
 	cfg.Producer.Flush.Bytes = 1 << 20
+	cfg.Producer.Compression = sarama.CompressionLZ4
 	cfg.Producer.Partitioner = NewPartitioner
 	cfg.Net.MaxOpenRequests = 1
 	if err := applySASL(cfg, k.SASL); err != nil {

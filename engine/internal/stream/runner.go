@@ -74,7 +74,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	h := &handler{r: r}
 	if r.cfg.Tables != nil {
-		if h.client, err = sarama.NewClient(r.cfg.Brokers, r.cfg.Sarama); err != nil {
+		// Restores share this client's connection: fetches must not park on
+		// it for the default 500ms when a partition has nothing more.
+		rc := *r.cfg.Sarama
+		rc.Consumer.MaxWaitTime = 10 * time.Millisecond
+		rc.Net.MaxOpenRequests = 5
+		rc.Producer.Idempotent = false // this client never produces
+		if h.client, err = sarama.NewClient(r.cfg.Brokers, &rc); err != nil {
 			_ = group.Close()
 			return fmt.Errorf("stream: restore client: %w", err)
 		}

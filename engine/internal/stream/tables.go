@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/billing-engine/billing/engine/internal/state"
@@ -22,6 +23,40 @@ type Tables struct {
 	// Repartitioned, when set, makes this the aggregating side of one
 	// repartitioned table: records are state.Change values keyed by group.
 	Repartitioned *state.Def
+
+	mu     sync.Mutex
+	caches map[int32]*partCache
+}
+
+// partCache holds a partition's committed values, decoded, so hot keys
+// (a client's aggregates) are not read and parsed from the store for every
+// batch. Only the goroutine processing the partition uses it.
+type partCache struct {
+	values map[tableKey]any // map[string]any row, or state.AggValue
+}
+
+// maxCached bounds a partition's cache; past it the cache starts over.
+const maxCached = 100_000
+
+func (t *Tables) cache(p int32) *partCache {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.caches == nil {
+		t.caches = map[int32]*partCache{}
+	}
+	c := t.caches[p]
+	if c == nil {
+		c = &partCache{values: map[tableKey]any{}}
+		t.caches[p] = c
+	}
+	return c
+}
+
+// dropCache forgets partition p's cached values (before a restore).
+func (t *Tables) dropCache(p int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.caches, p)
 }
 
 // Changelogs returns the changelog topic of every table kept here.
@@ -46,177 +81,198 @@ type StateWrite struct {
 	Writes    []state.Write
 }
 
-// batchState is the view of one partition's tables during one batch: the
-// store with the batch's own writes on top.
+// batchState is one partition's tables during one batch: values read from
+// the store on first use and kept decoded, updated in memory, and written
+// once per key at the end of the batch (one changelog record per key per
+// batch, as Kafka Streams' record cache does).
 type batchState struct {
 	t         *Tables
 	partition int32
-	pending   map[string]map[string][]byte // table -> key -> value
-	order     map[string][]string          // table -> keys in first-write order
-	undo      []undoEntry                  // the current record's writes
+	latest    map[string]map[string]map[string]any // table -> key -> row (nil: absent)
+	aggs      map[string]map[string]*state.AggValue
+	order     []tableKey // first-touch order of dirty keys
+	dirty     map[tableKey]bool
+	lastTS    time.Time
+	cache     *partCache
 }
 
-// undoEntry restores one pending value if the record fails half-way.
-type undoEntry struct {
-	table, key string
-	prev       []byte
-	had, first bool
-}
+type tableKey struct{ table, key string }
 
 func newBatchState(t *Tables, partition int32) *batchState {
-	return &batchState{t: t, partition: partition, pending: map[string]map[string][]byte{}, order: map[string][]string{}}
+	return &batchState{
+		t: t, partition: partition,
+		latest: map[string]map[string]map[string]any{},
+		aggs:   map[string]map[string]*state.AggValue{},
+		dirty:  map[tableKey]bool{},
+		cache:  t.cache(partition),
+	}
 }
 
-func (b *batchState) get(table string, key []byte) ([]byte, bool, error) {
-	if m, ok := b.pending[table]; ok {
-		if v, ok := m[string(key)]; ok {
-			return v, v != nil, nil
+// committed moves the batch's values into the partition cache: call it
+// only once the batch's transaction committed.
+func (b *batchState) committed() {
+	if len(b.cache.values)+len(b.order) > maxCached {
+		clear(b.cache.values)
+	}
+	for _, k := range b.order {
+		if r, ok := b.latest[k.table][k.key]; ok {
+			b.cache.values[k] = r
+		} else {
+			b.cache.values[k] = *b.aggs[k.table][k.key]
 		}
 	}
-	return b.t.Store.Get(table, b.partition, key)
 }
 
-func (b *batchState) set(table string, key, value []byte) {
-	m, ok := b.pending[table]
-	if !ok {
-		m = map[string][]byte{}
-		b.pending[table] = m
+func (b *batchState) touch(table, key string) {
+	k := tableKey{table, key}
+	if !b.dirty[k] {
+		b.dirty[k] = true
+		b.order = append(b.order, k)
 	}
-	prev, had := m[string(key)]
-	b.undo = append(b.undo, undoEntry{table: table, key: string(key), prev: prev, had: had, first: !had})
-	if !had {
-		b.order[table] = append(b.order[table], string(key))
-	}
-	m[string(key)] = value
 }
 
-// rollback forgets the writes made since the last commitRecord.
-func (b *batchState) rollback() {
-	for i := len(b.undo) - 1; i >= 0; i-- {
-		u := b.undo[i]
-		if u.had {
-			b.pending[u.table][u.key] = u.prev
-			continue
-		}
-		delete(b.pending[u.table], u.key)
-		keys := b.order[u.table]
-		b.order[u.table] = keys[:len(keys)-1]
+// row returns the latest table's row for key (nil when absent).
+func (b *batchState) row(table, key string) (map[string]any, error) {
+	m := b.latest[table]
+	if m == nil {
+		m = map[string]map[string]any{}
+		b.latest[table] = m
 	}
-	b.undo = b.undo[:0]
-}
-
-// commitRecord keeps the writes made since the last commitRecord.
-func (b *batchState) commitRecord() { b.undo = b.undo[:0] }
-
-// writes returns the batch's changes, per table.
-func (b *batchState) writes() []StateWrite {
-	var out []StateWrite
-	for table, keys := range b.order {
-		w := StateWrite{Table: table, Partition: b.partition}
-		for _, k := range keys {
-			w.Writes = append(w.Writes, state.Write{Key: []byte(k), Value: b.pending[table][k]})
-		}
-		out = append(out, w)
+	if r, ok := m[key]; ok {
+		return r, nil
 	}
-	return out
-}
-
-// update applies one record to every table and returns the records to
-// produce: changelog records pinned to the partition, repartition records
-// keyed by group.
-func (b *batchState) update(rec map[string]any, key []byte, ts time.Time) ([]Output, error) {
-	outs, err := b.updateAll(rec, key, ts)
-	if err != nil {
-		b.rollback()
+	if c, ok := b.cache.values[tableKey{table, key}]; ok {
+		r, _ := c.(map[string]any)
+		m[key] = r
+		return r, nil
+	}
+	raw, ok, err := b.t.Store.Get(table, b.partition, []byte(key))
+	if err != nil || !ok {
+		m[key] = nil
 		return nil, err
 	}
-	b.commitRecord()
+	r, err := decodeJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("stored value of %q: %w", key, err)
+	}
+	m[key] = r
+	return r, nil
+}
+
+// agg returns the aggregate's value for key, zero when absent.
+func (b *batchState) agg(table, key string) (*state.AggValue, error) {
+	m := b.aggs[table]
+	if m == nil {
+		m = map[string]*state.AggValue{}
+		b.aggs[table] = m
+	}
+	if v, ok := m[key]; ok {
+		return v, nil
+	}
+	if c, ok := b.cache.values[tableKey{table, key}]; ok {
+		v := c.(state.AggValue).Clone()
+		m[key] = &v
+		return &v, nil
+	}
+	v := &state.AggValue{}
+	raw, ok, err := b.t.Store.Get(table, b.partition, []byte(key))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if err := json.Unmarshal(raw, v); err != nil {
+			return nil, fmt.Errorf("stored value of %q: %w", key, err)
+		}
+	}
+	m[key] = v
+	return v, nil
+}
+
+// pendingChange is one record's effect on one table, computed before any
+// table changes, so a record that fails changes nothing.
+type pendingChange struct {
+	def    state.Def
+	row    map[string]any // latest
+	group  string         // aggregates
+	change state.Change
+}
+
+// update applies one record to every table and returns the repartition
+// records it produces.
+func (b *batchState) update(rec map[string]any, key []byte, ts time.Time) ([]Output, error) {
+	changes, err := b.plan(rec, string(key), ts)
+	if err != nil {
+		return nil, err
+	}
+	var outs []Output
+	for _, c := range changes {
+		switch {
+		case c.def.Kind == state.Latest:
+			b.latest[c.def.Name][string(key)] = c.row
+			b.touch(c.def.Name, string(key))
+		case c.def.Repartitioned():
+			v, err := json.Marshal(c.change)
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, Output{Topic: c.def.Repartition(b.t.App), Key: []byte(c.group), Value: v, Timestamp: ts, Stage: "table:" + c.def.Name})
+		default:
+			if err := b.apply(c.def.Name, c.group, c.change); err != nil {
+				return nil, err
+			}
+		}
+	}
+	b.lastTS = ts
 	return outs, nil
 }
 
-func (b *batchState) updateAll(rec map[string]any, key []byte, ts time.Time) ([]Output, error) {
-	var outs []Output
+// plan computes a record's changes to every table without making them.
+func (b *batchState) plan(rec map[string]any, key string, ts time.Time) ([]pendingChange, error) {
+	var out []pendingChange
 	olds := map[string]map[string]any{}
 	for _, d := range b.t.Defs {
-		var changes []keyedChange
-		var err error
-		switch {
-		case d.Kind == state.Latest:
-			var o Output
-			o, olds[d.Name], err = b.updateLatest(d, rec, key, ts)
-			outs = append(outs, o)
-		case d.From != "":
-			changes, err = fromChanges(d, olds[d.From], d.Project(rec), key, ts)
-		default:
-			changes, err = fromChanges(d, nil, rec, key, ts)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("table %s: %w", d.Name, err)
-		}
-		for _, c := range changes {
-			o, err := b.route(d, c)
+		if d.Kind == state.Latest {
+			old, err := b.row(d.Name, key)
 			if err != nil {
 				return nil, fmt.Errorf("table %s: %w", d.Name, err)
 			}
-			outs = append(outs, o)
+			olds[d.Name] = old
+			out = append(out, pendingChange{def: d, row: d.Project(rec)})
+			continue
 		}
-	}
-	return outs, nil
-}
-
-// updateLatest stores the record's projection and returns its changelog
-// record and the previous value (nil when none).
-func (b *batchState) updateLatest(d state.Def, rec map[string]any, key []byte, ts time.Time) (Output, map[string]any, error) {
-	prevRaw, ok, err := b.get(d.Name, key)
-	if err != nil {
-		return Output{}, nil, err
-	}
-	var prev map[string]any
-	if ok {
-		if prev, err = decodeJSON(prevRaw); err != nil {
-			return Output{}, nil, fmt.Errorf("stored value of %q: %w", key, err)
+		var old map[string]any
+		if d.From != "" {
+			old = olds[d.From]
 		}
+		cs, err := contributions(d, old, rec, []byte(key), ts)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %w", d.Name, err)
+		}
+		out = append(out, cs...)
 	}
-	v, err := json.Marshal(d.Project(rec))
-	if err != nil {
-		return Output{}, nil, err
-	}
-	b.set(d.Name, key, v)
-	return b.changelog(d, key, v, ts), prev, nil
+	return out, nil
 }
 
-func (b *batchState) changelog(d state.Def, key, value []byte, ts time.Time) Output {
-	return Output{Topic: d.Changelog(b.t.App), Key: key, Value: value, Timestamp: ts, Stage: "table:" + d.Name, Partition: b.partition, Pinned: true}
-}
-
-// keyedChange is a change to the group named key.
-type keyedChange struct {
-	key    string
-	change state.Change
-	ts     time.Time
-}
-
-// fromChanges returns the changes a record makes to an aggregate: with
-// old set (a From table's previous value), its contribution is subtracted.
-func fromChanges(d state.Def, old, rec map[string]any, key []byte, ts time.Time) ([]keyedChange, error) {
-	var out []keyedChange
+// contributions returns the changes a record makes to an aggregate: with
+// old set (a From table's previous row), its contribution is subtracted.
+func contributions(d state.Def, old, rec map[string]any, key []byte, ts time.Time) ([]pendingChange, error) {
+	var out []pendingChange
 	if old != nil {
 		g, c, err := d.Contribution(old, key, ts, -1)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, keyedChange{g, c, ts})
+		out = append(out, pendingChange{def: d, group: g, change: c})
 	}
 	g, c, err := d.Contribution(rec, key, ts, +1)
 	if err != nil {
 		return nil, err
 	}
-	if len(out) == 1 && out[0].key == g && sameWindow(out[0].change, c) {
-		// One group: merge the subtraction and the addition.
+	if len(out) == 1 && out[0].group == g && sameWindow(out[0].change, c) {
 		out[0].change.Deltas = append(out[0].change.Deltas, c.Deltas...)
 		return out, nil
 	}
-	return append(out, keyedChange{g, c, ts}), nil
+	return append(out, pendingChange{def: d, group: g, change: c}), nil
 }
 
 func sameWindow(a, b state.Change) bool {
@@ -226,48 +282,57 @@ func sameWindow(a, b state.Change) bool {
 	return a.WindowStart.Equal(*b.WindowStart)
 }
 
-// route sends a change to the repartition topic, or applies it here when
-// the table is keyed like its input.
-func (b *batchState) route(d state.Def, c keyedChange) (Output, error) {
-	if d.Repartitioned() {
-		v, err := json.Marshal(c.change)
-		if err != nil {
-			return Output{}, err
-		}
-		return Output{Topic: d.Repartition(b.t.App), Key: []byte(c.key), Value: v, Timestamp: c.ts, Stage: "table:" + d.Name}, nil
-	}
-	return b.aggregate(d, []byte(c.key), c.change, c.ts)
-}
-
-// aggregate adds change to the group's stored value.
-func (b *batchState) aggregate(d state.Def, key []byte, change state.Change, ts time.Time) (Output, error) {
-	var v state.AggValue
-	raw, ok, err := b.get(d.Name, key)
+// apply adds change to the aggregate's value for group.
+func (b *batchState) apply(table, group string, change state.Change) error {
+	v, err := b.agg(table, group)
 	if err != nil {
-		return Output{}, err
+		return err
 	}
-	if ok {
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return Output{}, fmt.Errorf("stored value of %q: %w", key, err)
-		}
-	}
-	out, err := json.Marshal(v.Apply(change))
-	if err != nil {
-		return Output{}, err
-	}
-	b.set(d.Name, key, out)
-	return b.changelog(d, key, out, ts), nil
+	*v = v.Apply(change)
+	b.touch(table, group)
+	return nil
 }
 
 // applyRepartitioned aggregates one repartition record.
-func (b *batchState) applyRepartitioned(value, key []byte, ts time.Time) (Output, error) {
+func (b *batchState) applyRepartitioned(value, key []byte, ts time.Time) error {
 	var c state.Change
 	if err := json.Unmarshal(value, &c); err != nil {
-		return Output{}, fmt.Errorf("repartition record: %w", err)
+		return fmt.Errorf("repartition record: %w", err)
 	}
-	o, err := b.aggregate(*b.t.Repartitioned, key, c, ts)
-	b.commitRecord()
-	return o, err
+	b.lastTS = ts
+	return b.apply(b.t.Repartitioned.Name, string(key), c)
+}
+
+// flush returns the changelog records (one per changed key, pinned to the
+// partition) and the store writes of the batch.
+func (b *batchState) flush() ([]Output, []StateWrite, error) {
+	var outs []Output
+	byTable := map[string]*StateWrite{}
+	var writes []StateWrite
+	for _, k := range b.order {
+		var v any
+		if r, ok := b.latest[k.table][k.key]; ok {
+			v = r
+		} else {
+			v = b.aggs[k.table][k.key]
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("table %s: %w", k.table, err)
+		}
+		outs = append(outs, Output{
+			Topic: b.t.App + "-" + k.table + "-changelog", Key: []byte(k.key), Value: raw,
+			Timestamp: b.lastTS, Stage: "table:" + k.table, Partition: b.partition, Pinned: true,
+		})
+		w := byTable[k.table]
+		if w == nil {
+			writes = append(writes, StateWrite{Table: k.table, Partition: b.partition})
+			w = &writes[len(writes)-1]
+			byTable[k.table] = w
+		}
+		w.Writes = append(w.Writes, state.Write{Key: []byte(k.key), Value: raw})
+	}
+	return outs, writes, nil
 }
 
 func decodeJSON(b []byte) (map[string]any, error) {
