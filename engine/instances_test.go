@@ -90,9 +90,37 @@ func TestThreeInstancesAnswerEveryKey(t *testing.T) {
 			}
 		}
 	}
+	waitAssigned(t, bases)
 	checkAll(bases)
 	nodes[2].kill(t)
+	waitAssigned(t, bases[:2])
 	checkAll(bases[:2])
+}
+
+// waitAssigned waits until the instances at bases are ready and share the
+// 8 partitions of transactions, each owning some.
+func waitAssigned(t *testing.T, bases []string) {
+	t.Helper()
+	eventually(t, 2*time.Minute, func() error {
+		seen := map[float64]bool{}
+		for _, base := range bases {
+			code, body, err := getJSON(base + "/readyz")
+			if err != nil || code != 200 {
+				return fmt.Errorf("%s/readyz: %d %v %v", base, code, body, err)
+			}
+			parts, _ := body["partitions"].(map[string]any)["transactions"].([]any)
+			if len(parts) == 0 {
+				return fmt.Errorf("%s owns no partition of transactions yet", base)
+			}
+			for _, p := range parts {
+				seen[p.(float64)] = true
+			}
+		}
+		if len(seen) != 8 {
+			return fmt.Errorf("instances own %d of 8 partitions", len(seen))
+		}
+		return nil
+	})
 }
 
 // finalStatuses returns each transaction's status in the workload.

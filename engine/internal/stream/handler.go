@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -36,6 +37,29 @@ func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
 func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
 	h.r.cfg.Tracker.setOwned(h.r.cfg.Topic, nil)
 	return nil
+}
+
+// prepareWithRetry retries prepare with backoff until it succeeds or the
+// session ends. (A handler that returns ends the whole session in sarama,
+// which would make every member rebalance, and fail again.)
+func (h *handler) prepareWithRetry(ctx context.Context, log *slog.Logger, txnID string, p int32) bool {
+	backoff := 100 * time.Millisecond
+	for {
+		err := h.prepare(ctx, txnID, p)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		log.Warn("partition not ready; retrying", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
 }
 
 // prepare readies a newly claimed partition: it initialises the
@@ -74,9 +98,8 @@ func (h *handler) prepare(ctx context.Context, txnID string, p int32) error {
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	log := h.r.log.With("topic", claim.Topic(), "partition", claim.Partition())
 	txnID := fmt.Sprintf("%s-%s-%d", h.r.group, claim.Topic(), claim.Partition())
-	if err := h.prepare(sess.Context(), txnID, claim.Partition()); err != nil {
-		log.Error("partition not started", "err", err)
-		return err
+	if !h.prepareWithRetry(sess.Context(), log, txnID, claim.Partition()) {
+		return nil // the session ended first
 	}
 	batch := make([]*sarama.ConsumerMessage, 0, h.r.cfg.MaxBatch)
 	for {
@@ -152,8 +175,10 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, txnID string, batch [
 		if err == nil {
 			return h.committed(res, msgs)
 		}
-		if errors.Is(err, errFatalProducer) || attempt >= 10 {
-			h.txns.discard(txnID)
+		// A new producer for the same transactional id aborts whatever this
+		// one left open; it is the one way out of every broken state.
+		h.txns.discard(txnID)
+		if errors.Is(err, errFatalProducer) || attempt >= 10 || sess.Context().Err() != nil {
 			return err
 		}
 		h.r.log.Warn("transaction failed; retrying", "txn", txnID, "attempt", attempt, "err", err)
@@ -205,6 +230,14 @@ func (h *handler) barrier(txnID, changelog string, p int32) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	off, err := h.writeBarrier(prod, msg)
+	if err != nil {
+		h.txns.discard(txnID)
+	}
+	return off, err
+}
+
+func (h *handler) writeBarrier(prod sarama.SyncProducer, msg *sarama.ProducerMessage) (int64, error) {
 	if err := prod.BeginTxn(); err != nil {
 		return 0, h.abort(prod, fmt.Errorf("barrier begin: %w", err))
 	}

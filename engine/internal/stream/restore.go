@@ -54,6 +54,23 @@ func (t *Tracker) Owned(topic string) []int32 {
 	return out
 }
 
+// OwnedAll returns the partitions this instance consumes now, by topic.
+func (t *Tracker) OwnedAll() map[string][]int32 {
+	t.mu.RLock()
+	topics := make([]string, 0, len(t.owned))
+	for topic := range t.owned {
+		topics = append(topics, topic)
+	}
+	t.mu.RUnlock()
+	out := map[string][]int32{}
+	for _, topic := range topics {
+		if ps := t.Owned(topic); len(ps) > 0 {
+			out[topic] = ps
+		}
+	}
+	return out
+}
+
 func (t *Tracker) setRestoring(table string, p int32, on bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
