@@ -13,7 +13,7 @@ import (
 	"github.com/billing-engine/billing/engine"
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/enginetest"
-	"github.com/billing-engine/billing/plugins/branch"
+	"github.com/billing-engine/billing/plugins/branch/router"
 )
 
 // branchTopics maps each status to the topic the billing pipeline routes it to.
@@ -39,7 +39,7 @@ func startEngine(t *testing.T, vars map[string]string) *engine.Engine {
 	t.Helper()
 	path := filepath.Join(enginetest.RepoRoot(t), "pipelines", "billing.yaml")
 	e, err := engine.New(path,
-		engine.WithProcessor(branch.Name, branch.New),
+		engine.WithProcessor(router.Name, router.New),
 		engine.WithLookupEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }))
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)

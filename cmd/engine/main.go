@@ -19,7 +19,7 @@ import (
 	"syscall"
 
 	"github.com/billing-engine/billing/engine"
-	"github.com/billing-engine/billing/plugins/branch"
+	"github.com/billing-engine/billing/plugins/branch/router"
 )
 
 const usage = `usage: engine <command> [flags]
@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr)
 	opts := []engine.Option{
 		engine.WithLogger(log),
-		engine.WithProcessor(branch.Name, branch.New),
+		engine.WithProcessor(router.Name, router.New),
 	}
 	var err error
 	switch args[0] {

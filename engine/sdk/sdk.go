@@ -10,10 +10,32 @@
 //
 // The pipeline file maps a stage's output names to topics. The output ""
 // (also spelled "next") passes the record on to the next stage.
+//
+// # In-process or out-of-process
+//
+// The same Processor runs either way. In-process, the embedder registers its
+// Factory with engine.WithProcessor. Out-of-process, the plugin is a small
+// program whose main calls Serve, and the pipeline file declares it:
+//
+//	plugins:
+//	  tagger:
+//	    command: ../bin/plugins/tagger   # relative to the pipeline file
+//	    timeout: 30s                     # one batch call; a hung call restarts the plugin
+//	    config: {threshold: 100000}
+//
+// The engine starts the binary over hashicorp/go-plugin (gRPC, mutual TLS,
+// the handshake in Handshake), calls Configure with the stage's Config, and
+// sends batches. The SDK decodes each record's Value with the shared schemas
+// before calling Process, so an out-of-process Processor sees Record.Data
+// exactly as an in-process one does. A plugin that crashes or hangs is
+// killed, started again and configured again, and the batch is retried.
+//
+// Package sdktest runs a Processor through the real gRPC path in a test.
 package sdk
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -94,6 +116,33 @@ type Config struct {
 	// Schema is the full name of the pipeline's source schema (e.g.
 	// "billing.Transaction"): the schema Record.Data is decoded with.
 	Schema string
+	// Logger is where the Processor logs. The engine sets it in-process
+	// (with plugin, pipeline and stage attributes) and Serve sets it
+	// out-of-process (its records reach the engine's log). It may be nil
+	// in a Config built by hand: use Log, which never returns nil.
+	Logger *slog.Logger
+}
+
+// Log returns c.Logger, or a logger that discards when it is nil.
+func (c Config) Log() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Info describes a plugin to the engine.
+type Info struct {
+	// Name is the plugin's own name. Serve defaults it to the binary's
+	// base name.
+	Name string
+	// Version is free-form. Serve defaults it to the main module's version
+	// from the build information.
+	Version string
+	// Outputs lists the output names the plugin may emit to, besides
+	// "next". The engine's validate command reports a stage that maps an
+	// output not in the list. Empty means the plugin does not say.
+	Outputs []string
 }
 
 // Factory builds a Processor from its configuration. It returns an error

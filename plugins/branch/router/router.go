@@ -1,11 +1,12 @@
-// Package branch is the predicate router: it sends each record to the output
-// of the first route whose boolean expression is true, or to the default
-// output when none is. It is the seed's APPROVED / DECLINED / REFUNDED /
-// BILLED split, in general form.
+// Package router is the branch plugin's predicate router: it sends each
+// record to the output of the first route whose boolean expression is
+// true, or to the default output when none is. It is the seed's APPROVED /
+// DECLINED / REFUNDED / BILLED split, in general form.
 //
-// The engine runs it in-process for a pipeline's `branches:` section; the
-// binary in this folder serves the same router out-of-process.
-package branch
+// The engine runs it in-process for a pipeline's `branches:` section
+// (engine.WithProcessor(router.Name, router.New)); the binary in the parent
+// folder, plugins/branch, serves the same router out-of-process.
+package router
 
 import (
 	"context"
