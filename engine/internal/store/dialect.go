@@ -1,0 +1,154 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names a SQL dialect the store speaks.
+type Dialect string
+
+// The dialects.
+const (
+	MySQL  Dialect = "mysql"
+	SQLite Dialect = "sqlite"
+)
+
+// sqliteTime is how SQLite columns hold timestamps: fixed width, so text
+// order is time order.
+const sqliteTime = "2006-01-02T15:04:05.000Z"
+
+// dialect holds what differs between MySQL and SQLite. Both use ? for
+// placeholders.
+type dialect struct {
+	name Dialect
+	// forUpdate and forShare end a SELECT that locks the rows it reads
+	// until the transaction ends; SQLite has one writer and needs none.
+	forUpdate, forShare string
+	// txOptions start read-write transactions.
+	txOptions *sql.TxOptions
+	// upsertTx ends the transactions upsert: update a row only when the
+	// incoming updated_at is newer.
+	upsertTx string
+}
+
+var mysqlDialect = dialect{
+	name:      MySQL,
+	forUpdate: " FOR UPDATE",
+	forShare:  " LOCK IN SHARE MODE",
+	txOptions: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+	// MySQL applies the assignments left to right, so updated_at, which
+	// the conditions read, is assigned last.
+	upsertTx: ` ON DUPLICATE KEY UPDATE
+  client_id = IF(VALUES(updated_at) > updated_at, VALUES(client_id), client_id),
+  amount_minor = IF(VALUES(updated_at) > updated_at, VALUES(amount_minor), amount_minor),
+  currency = IF(VALUES(updated_at) > updated_at, VALUES(currency), currency),
+  status = IF(VALUES(updated_at) > updated_at, VALUES(status), status),
+  description = IF(VALUES(updated_at) > updated_at, VALUES(description), description),
+  created_at = IF(VALUES(updated_at) > updated_at, VALUES(created_at), created_at),
+  billed_at = IF(VALUES(updated_at) > updated_at, VALUES(billed_at), billed_at),
+  billing_cycle_id = IF(VALUES(updated_at) > updated_at, VALUES(billing_cycle_id), billing_cycle_id),
+  updated_at = IF(VALUES(updated_at) > updated_at, VALUES(updated_at), updated_at)`,
+}
+
+var sqliteDialect = dialect{
+	name: SQLite,
+	upsertTx: ` ON CONFLICT (transaction_id) DO UPDATE SET
+  client_id = excluded.client_id, amount_minor = excluded.amount_minor,
+  currency = excluded.currency, status = excluded.status,
+  description = excluded.description, created_at = excluded.created_at,
+  updated_at = excluded.updated_at, billed_at = excluded.billed_at,
+  billing_cycle_id = excluded.billing_cycle_id
+WHERE excluded.updated_at > transactions.updated_at`,
+}
+
+// t returns the bound form of a timestamp (already in UTC milliseconds).
+func (d dialect) t(t time.Time) any {
+	if d.name == SQLite {
+		return t.UTC().Format(sqliteTime)
+	}
+	return t.UTC()
+}
+
+// nt is t for a nullable timestamp: the zero time is NULL.
+func (d dialect) nt(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return d.t(t)
+}
+
+// isDuplicate reports a primary or unique key violation.
+func (d dialect) isDuplicate(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+	}
+	return false
+}
+
+// isRetryable reports an error after which the whole transaction may be
+// run again: a deadlock or lock wait timeout, or SQLite busy.
+func (d dialect) isRetryable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// dbTime scans a timestamp column of either dialect.
+type dbTime struct {
+	t     time.Time
+	valid bool
+}
+
+// Scan implements sql.Scanner.
+func (s *dbTime) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		s.t, s.valid = time.Time{}, false
+		return nil
+	case time.Time:
+		s.t, s.valid = v.UTC(), true
+		return nil
+	case string:
+		return s.parse(v)
+	case []byte:
+		return s.parse(string(v))
+	}
+	return fmt.Errorf("store: cannot scan %T as a timestamp", v)
+}
+
+func (s *dbTime) parse(v string) error {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		t, err = time.Parse("2006-01-02 15:04:05.999999999", v)
+	}
+	if err != nil {
+		return fmt.Errorf("store: timestamp %q: %w", v, err)
+	}
+	s.t, s.valid = t.UTC(), true
+	return nil
+}
+
+// placeholders returns "(?, ?, ...)" with n marks.
+func placeholders(n int) string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}

@@ -1,0 +1,48 @@
+// Package store keeps clients and transactions in SQL: MySQL (or MariaDB)
+// in production, SQLite in a file under the data directory as the embedded
+// default. One DB type serves both dialects; the same contract tests run on
+// both.
+//
+// # What it holds
+//
+//   - clients and transactions, with create, get, list (filters and keyset
+//     paging in (created_at, id) order), update and delete;
+//   - a transactional outbox: creating or updating a transaction through
+//     the store writes the row and an outbox entry in one database
+//     transaction; a relay (package outbox) publishes the entries to Kafka;
+//   - idempotency keys: the first answer to a POST, replayed for a repeated
+//     key;
+//   - leases, so that one process at a time runs a singleton job such as
+//     the outbox relay.
+//
+// Every transaction that arrives on the transactions topic is mirrored here
+// by UpsertTransactions (the newer updated_at wins), so the API and the
+// stream agree.
+//
+// # Transaction status
+//
+// A transaction's status follows this state machine (CanTransition):
+//
+//	APPROVED -> BILLED     billed on a billing cycle
+//	APPROVED -> DECLINED   declined after approval (e.g. a failed capture)
+//	APPROVED -> REFUNDED   refunded before it was billed
+//	BILLED   -> REFUNDED   refunded after it was billed
+//
+// DECLINED and REFUNDED are final. Setting the status a transaction already
+// has is allowed and changes nothing. UpsertTransactions does not apply the
+// state machine: the stream is the record of what happened.
+//
+// # Schema
+//
+// Versioned migrations are embedded in the binary, one file per version per
+// dialect (migrations/<dialect>/NNNN_name.sql), and applied by Open under a
+// lock, so several processes may start at once. Money is BIGINT minor units
+// plus a 3-letter currency code; timestamps are UTC with millisecond
+// precision, as on the Avro records. SQL parameters are always bound.
+//
+// # Concurrency
+//
+// A DB is safe for concurrent use. SQLite runs in WAL mode with a busy
+// timeout, so several processes may open the same file; within a process,
+// writes go through one connection and reads through a pool.
+package store
