@@ -9,13 +9,14 @@ PLUGINS   := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
 PIPELINE  ?= pipelines/billing.yaml
 TESTFLAGS ?= -race -shuffle=on -timeout 20m
 
-.PHONY: all build run test test-short vet fmt-check validate bench clean
+.PHONY: all build run test test-short vet fmt-check validate bench proto clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/engine ./cmd/engine
 	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p"; $(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p || exit 1; done
+	$(GO) build -o $(BIN)/plugins/tagger ./examples/plugins/tagger
 
 run: build
 	$(BIN)/engine run $(PIPELINE)
@@ -36,9 +37,19 @@ test: vet fmt-check validate
 test-short:
 	$(GO) test -short ./...
 
+# Benchmarks print ratios measured in one run on one embedded broker.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./engine/avro ./engine/expr
-	$(GO) test -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./engine/
+	$(GO) test -run '^$$' -bench . -benchmem ./engine/avro ./engine/expr
+	$(GO) test -run '^$$' -bench BenchmarkPluginBatch -benchmem ./engine/internal/pluginhost
+	$(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkQueries' -benchtime 1x -timeout 30m ./engine/
+	$(GO) test -run '^$$' -bench BenchmarkCreateTransaction -benchtime 5000x ./engine/internal/httpapi
+
+# Regenerates the plugin protocol's Go code (committed, so building needs no
+# protoc). Needs protoc (Debian protobuf-compiler), protoc-gen-go v1.36.12
+# and protoc-gen-go-grpc v1.6.2 on PATH.
+proto:
+	cd engine/sdk/pluginpb && protoc -I . --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugin.proto
 
 clean:
 	rm -rf $(BIN)

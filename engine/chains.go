@@ -145,13 +145,6 @@ func (e *Engine) branchStep(ctx context.Context, p pipeline.Pipeline, schema *av
 // processor builds the named plugin for one stage.
 func (e *Engine) processor(ctx context.Context, p pipeline.Pipeline, schema *avro.Schema, stage, name string, settings map[string]any) (sdk.Processor, time.Duration, error) {
 	decl, declared := e.file.Plugins[name]
-	if declared && decl.Command != "" {
-		return nil, 0, fmt.Errorf("%w %s: out-of-process plugins (command %s) are not supported by this build", ErrPlugin, name, decl.Command)
-	}
-	factory, ok := e.opts.processors[name]
-	if !ok {
-		return nil, 0, fmt.Errorf("%w %s: not registered in-process and no command given", ErrPlugin, name)
-	}
 	merged := map[string]any{}
 	for k, v := range decl.Config {
 		merged[k] = v
@@ -159,10 +152,23 @@ func (e *Engine) processor(ctx context.Context, p pipeline.Pipeline, schema *avr
 	for k, v := range settings {
 		merged[k] = v
 	}
-	proc, err := factory(ctx, sdk.Config{
+	cfg := sdk.Config{
 		Name: name, Pipeline: p.Name, Stage: stage, Settings: merged,
 		SchemasDir: e.file.SchemasDir, Schema: schema.Name,
-	})
+		Logger: e.log.With("plugin", name, "pipeline", p.Name, "stage", stage),
+	}
+	if declared && decl.Command != "" {
+		proc, err := e.startPlugin(ctx, decl, cfg)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w %s (pipeline %s, stage %s): %w", ErrPlugin, name, p.Name, stage, err)
+		}
+		return proc, decl.Timeout, nil
+	}
+	factory, ok := e.opts.processors[name]
+	if !ok {
+		return nil, 0, fmt.Errorf("%w %s: not registered in-process and no command given", ErrPlugin, name)
+	}
+	proc, err := factory(ctx, cfg)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w %s (pipeline %s, stage %s): %w", ErrPlugin, name, p.Name, stage, err)
 	}

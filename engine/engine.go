@@ -18,6 +18,7 @@ import (
 	"github.com/billing-engine/billing/engine/internal/pipeline"
 	"github.com/billing-engine/billing/engine/internal/query"
 	"github.com/billing-engine/billing/engine/internal/state"
+	"github.com/billing-engine/billing/engine/internal/store"
 	"github.com/billing-engine/billing/engine/internal/stream"
 )
 
@@ -32,6 +33,8 @@ type Engine struct {
 	state   *state.Store    // nil without tables
 	tracker *stream.Tracker // partitions owned and restoring
 	router  *query.Router   // nil without tables
+
+	db *store.DB // the client and transaction database; nil until Run opens it
 
 	ready chan struct{}
 }
@@ -57,6 +60,9 @@ func load(path string, o options) (*pipeline.File, error) {
 		return nil, err
 	}
 	if err := pipeline.Validate(f, pipeline.ValidateOptions{Builtin: o.builtin()}); err != nil {
+		return nil, err
+	}
+	if err := checkPlugins(context.Background(), f, o); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -132,6 +138,15 @@ func (e *Engine) Run(ctx context.Context) error {
 		closers = append(closers, admin.Close)
 		e.router = query.NewRouter(e.state, e.tracker, f.HTTP.Advertise, admin.Get, qt)
 	}
+	if e.db, err = e.openStore(ctx); err != nil {
+		return err
+	}
+	closers = append(closers, e.db.Close)
+	stopRelay, err := e.startRelay(ctx, brokers, cfg)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, stopRelay)
 	runners, closeChains, err := e.buildRunners(ctx, brokers, cfg)
 	if err != nil {
 		return err

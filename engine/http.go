@@ -21,16 +21,18 @@ func (e *Engine) routes() http.Handler {
 			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 			return
 		}
+		owned := e.tracker.OwnedAll()
 		if r := e.tracker.RestoringAll(); len(r) > 0 {
 			httpapi.RetryAfter(w, 1)
-			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "restoring", "restoring": r})
+			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "restoring", "restoring": r, "partitions": owned})
 			return
 		}
-		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "partitions": owned})
 	})
 	if e.router != nil {
 		httpapi.RegisterTables(api, e.router)
 	}
+	e.registerCRUD(api)
 	api.Handle("GET /api/v1/stats", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, e.stats.Snapshot())
 	})

@@ -45,7 +45,7 @@ func WithLookupEnv(fn func(string) (string, bool)) Option {
 }
 
 func (o options) builtin() map[string]bool {
-	m := make(map[string]bool, len(o.processors))
+	m := map[string]bool{dbUpsertPlugin: true} // registered by Run, see store.go
 	for name := range o.processors {
 		m[name] = true
 	}

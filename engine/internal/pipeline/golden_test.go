@@ -43,7 +43,7 @@ func problems(t *testing.T, path string) string {
 	t.Helper()
 	f, err := Load(path, WithLookupEnv(testEnv))
 	if err == nil {
-		err = Validate(f, ValidateOptions{})
+		err = Validate(f, ValidateOptions{Builtin: engineBuiltin})
 	}
 	if err == nil {
 		return ""

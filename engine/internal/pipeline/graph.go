@@ -8,11 +8,13 @@ import (
 // Graph renders the file's topology as a Mermaid flowchart: topics as
 // stadium nodes, one subgraph per pipeline holding its stages (filters as
 // rhombuses, plugins as boxes), branches as edges labelled with their
-// conditions, and each pipeline's dead-letter queue as a dashed edge.
+// conditions, each pipeline's dead-letter queue as a dashed edge, and its
+// tables as cylinders fed (dotted) from the last stage, through their
+// repartition topics, and into their changelogs.
 // The output is deterministic. Graph does not validate f; a file that
 // Validate rejects still renders, as far as it goes.
 func Graph(f *File) string {
-	g := &graph{ids: make(map[string]string), used: make(map[string]bool)}
+	g := &graph{ids: make(map[string]string), used: make(map[string]bool), app: f.ApplicationID}
 	g.line(0, "flowchart LR")
 	for _, t := range f.TopicSpecs() {
 		g.line(1, "%s(%s)", g.topic(t.Name), shapeLabel("[", t.Name, "]"))
@@ -28,6 +30,7 @@ type graph struct {
 	b    strings.Builder
 	ids  map[string]string // node key -> identifier
 	used map[string]bool   // identifiers handed out
+	app  string            // application id, the prefix of internal topics
 }
 
 func (g *graph) line(indent int, format string, args ...any) {
@@ -68,8 +71,39 @@ func (g *graph) pipeline(i int, p *Pipeline) {
 		g.line(2, "%s{{%s}}", id, quote("branch"))
 		nodes = append(nodes, id)
 	}
+	tables := map[string]string{}
+	for _, t := range p.Tables {
+		id := g.id(key+"\x00table\x00"+t.Name, pid+"_"+t.Name)
+		g.line(2, "%s[(%s)]", id, quote(t.Name+" ("+t.Kind+")"))
+		tables[t.Name] = id
+	}
 	g.line(1, "end")
 	g.edges(pid, nodes, p)
+	g.tables(pid, nodes, p, tables)
+}
+
+// tables renders how each table is fed: from the last stage, or from the
+// latest table it aggregates, through its repartition topic when it is
+// re-keyed, and into its changelog.
+func (g *graph) tables(pid string, nodes []string, p *Pipeline, ids map[string]string) {
+	app := g.app
+	src := pid
+	if len(nodes) > 0 {
+		src = nodes[len(nodes)-1]
+	}
+	for _, t := range p.Tables {
+		from := src
+		if id, ok := ids[t.From]; ok && t.From != "" {
+			from = id
+		}
+		if t.Kind != "latest" && t.GroupBy != "" {
+			rp := g.topic(app + "-" + t.Name + "-repartition")
+			g.line(1, "%s -. %s .-> %s", from, quote("by "+t.GroupBy), rp)
+			from = rp
+		}
+		g.line(1, "%s -.-> %s", from, ids[t.Name])
+		g.line(1, "%s -.-> %s", ids[t.Name], g.topic(app+"-"+t.Name+"-changelog"))
+	}
 }
 
 // edges renders a pipeline's flow: source, stages in order, outputs,
