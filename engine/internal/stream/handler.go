@@ -34,8 +34,17 @@ func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
 	return nil
 }
 
-func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
+func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error {
 	h.r.cfg.Tracker.setOwned(h.r.cfg.Topic, nil)
+	if t := h.r.cfg.Tables; t != nil {
+		// A partition the session ended before restoring is no longer
+		// this instance's to restore.
+		for table := range t.Changelogs() {
+			for _, p := range s.Claims()[h.r.cfg.Topic] {
+				h.r.cfg.Tracker.setRestoring(table, p, false)
+			}
+		}
+	}
 	return nil
 }
 
