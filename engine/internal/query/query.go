@@ -100,13 +100,19 @@ func (r *Router) Tables() []string {
 	return out
 }
 
-// Local looks key up in this instance's store only.
+// Local looks key up in this instance's store only. It answers only for
+// partitions this instance owns now: ErrNoOwner otherwise.
 func (r *Router) Local(table, key string) (Answer, error) {
 	t, ok := r.tables[table]
 	if !ok {
 		return Answer{}, fmt.Errorf("%w %q", ErrUnknownTable, table)
 	}
 	p := stream.PartitionFor([]byte(key), t.Partitions)
+	if !r.tracker.Owns(t.Topic, p) {
+		// Forwarded here from stale membership: this instance's copy of
+		// the partition may be out of date.
+		return Answer{}, fmt.Errorf("%w: %s partition %d moved", ErrNoOwner, t.Topic, p)
+	}
 	if r.tracker.Restoring(table, p) {
 		return Answer{}, ErrRestoring
 	}
