@@ -34,7 +34,7 @@ func BenchmarkPipeline(b *testing.B) {
 		ceiling := benchCeiling(b, br.Addr(), benchRecords)
 		branch := benchEngine(b, br.Addr(), "engine/testdata/bench/branch.yaml", "bench-branch", benchRecords, nil)
 		status := benchEngine(b, br.Addr(), "engine/testdata/bench/status.yaml", "bench-status", benchRecords, nil)
-		if os.Getenv("BENCH_STATUS_ONLY") != "" {
+		if os.Getenv("BENCH_STATUS_ONLY") != "" { // for profiling the status-table scenario alone
 			b.Logf("status table=%.0f rec/s", status)
 			return
 		}
