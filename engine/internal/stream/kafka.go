@@ -55,6 +55,13 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	// commit of the same producer; sarama's 100ms default backoff would
 	// stall the partition far longer than that takes.
 	cfg.Producer.Transaction.Retry.Backoff = 5 * time.Millisecond
+	// A process killed mid-transaction leaves it open, and its offsets
+	// "unstable": a new consumer group session cannot fetch them until the
+	// transaction is aborted. The new owner's producer would abort it, but
+	// it starts only once the session is set up, so the broker's timeout is
+	// what unblocks the restart. Kafka Streams uses 10s for the same reason;
+	// a transaction here spans only a batch's send and commit.
+	cfg.Producer.Transaction.Timeout = 10 * time.Second
 	cfg.Producer.Transaction.Retry.Max = 200
 	cfg.Producer.Flush.Bytes = 1 << 20
 	cfg.Producer.Compression = sarama.CompressionLZ4
