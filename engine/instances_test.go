@@ -98,7 +98,7 @@ func TestThreeInstancesAnswerEveryKey(t *testing.T) {
 }
 
 // waitAssigned waits until the instances at bases are ready and share the
-// 8 partitions of transactions, each owning some.
+// 8 partitions of transactions in the processor's group, each owning some.
 func waitAssigned(t *testing.T, bases []string) {
 	t.Helper()
 	eventually(t, 2*time.Minute, func() error {
@@ -108,7 +108,9 @@ func waitAssigned(t *testing.T, bases []string) {
 			if err != nil || code != 200 {
 				return fmt.Errorf("%s/readyz: %d %v %v", base, code, body, err)
 			}
-			parts, _ := body["partitions"].(map[string]any)["transactions"].([]any)
+			groups, _ := body["partitions"].(map[string]any)
+			processor, _ := groups["billing-processor"].(map[string]any)
+			parts, _ := processor["transactions"].([]any)
 			if len(parts) == 0 {
 				return fmt.Errorf("%s owns no partition of transactions yet", base)
 			}

@@ -122,10 +122,14 @@ func TestStatusQueryFollowsLatestStatus(t *testing.T) {
 		{"/api/v1/transactions/no-such-tx/status", "no such key"},
 		{"/api/v1/tables/no_such_table/x", "no such table"},
 	} {
-		code, body, err := getJSON(base + tc.path)
-		if err != nil || code != http.StatusNotFound || body["detail"] != tc.want {
-			t.Errorf("GET %s: got %d %v (%v), want 404 %q", tc.path, code, body, err, tc.want)
-		}
+		// The key's partition may still be restoring (503): wait for 404.
+		eventually(t, 30*time.Second, func() error {
+			code, body, err := getJSON(base + tc.path)
+			if err != nil || code != http.StatusNotFound || body["detail"] != tc.want {
+				return fmt.Errorf("GET %s: got %d %v (%v), want 404 %q", tc.path, code, body, err, tc.want)
+			}
+			return nil
+		})
 	}
 }
 

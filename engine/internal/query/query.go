@@ -108,7 +108,7 @@ func (r *Router) Local(table, key string) (Answer, error) {
 		return Answer{}, fmt.Errorf("%w %q", ErrUnknownTable, table)
 	}
 	p := stream.PartitionFor([]byte(key), t.Partitions)
-	if !r.tracker.Owns(t.Topic, p) {
+	if !r.tracker.Owns(t.Group, t.Topic, p) {
 		// Forwarded here from stale membership: this instance's copy of
 		// the partition may be out of date.
 		return Answer{}, fmt.Errorf("%w: %s partition %d moved", ErrNoOwner, t.Topic, p)
@@ -134,7 +134,7 @@ func (r *Router) Owner(ctx context.Context, table, key string) (string, bool, er
 		return "", false, fmt.Errorf("%w %q", ErrUnknownTable, table)
 	}
 	p := stream.PartitionFor([]byte(key), t.Partitions)
-	if r.tracker.Owns(t.Topic, p) {
+	if r.tracker.Owns(t.Group, t.Topic, p) {
 		return r.self, true, nil
 	}
 	for attempt := 0; attempt < 2; attempt++ {
@@ -237,7 +237,7 @@ func (r *Router) ListLocal(table, prefix, after string, limit int) ([]Entry, err
 		return nil, fmt.Errorf("%w %q", ErrUnknownTable, table)
 	}
 	var out []Entry
-	for _, p := range r.tracker.Owned(t.Topic) {
+	for _, p := range r.tracker.Owned(t.Group, t.Topic) {
 		from := []byte(nil)
 		if after != "" {
 			from = append([]byte(after), 0)

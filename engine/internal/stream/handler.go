@@ -30,12 +30,12 @@ func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
 			}
 		}
 	}
-	h.r.cfg.Tracker.setOwned(h.r.cfg.Topic, claimed)
+	h.r.cfg.Tracker.setOwned(h.r.group, h.r.cfg.Topic, claimed)
 	return nil
 }
 
 func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error {
-	h.r.cfg.Tracker.setOwned(h.r.cfg.Topic, nil)
+	h.r.cfg.Tracker.setOwned(h.r.group, h.r.cfg.Topic, nil)
 	if t := h.r.cfg.Tables; t != nil {
 		// A partition the session ended before restoring is no longer
 		// this instance's to restore.

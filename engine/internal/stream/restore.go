@@ -12,60 +12,68 @@ import (
 )
 
 // Tracker records, for the HTTP API, which input partitions this instance
-// owns and which table partitions are restoring. It is safe for
-// concurrent use.
+// owns, per consumer group (two pipelines may read one topic), and which
+// table partitions are restoring. It is safe for concurrent use.
 type Tracker struct {
 	mu        sync.RWMutex
-	owned     map[string]map[int32]bool // topic -> partitions
+	owned     map[groupTopic]map[int32]bool
 	restoring map[string]map[int32]bool // table -> partitions
 }
 
+type groupTopic struct{ group, topic string }
+
 // NewTracker returns an empty Tracker.
 func NewTracker() *Tracker {
-	return &Tracker{owned: map[string]map[int32]bool{}, restoring: map[string]map[int32]bool{}}
+	return &Tracker{owned: map[groupTopic]map[int32]bool{}, restoring: map[string]map[int32]bool{}}
 }
 
-func (t *Tracker) setOwned(topic string, parts []int32) {
+func (t *Tracker) setOwned(group, topic string, parts []int32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m := map[int32]bool{}
 	for _, p := range parts {
 		m[p] = true
 	}
-	t.owned[topic] = m
+	t.owned[groupTopic{group, topic}] = m
 }
 
-// Owns reports whether this instance consumes partition p of topic now.
-func (t *Tracker) Owns(topic string, p int32) bool {
+// Owns reports whether this instance's member of group consumes
+// partition p of topic now.
+func (t *Tracker) Owns(group, topic string, p int32) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.owned[topic][p]
+	return t.owned[groupTopic{group, topic}][p]
 }
 
-// Owned returns the partitions of topic this instance consumes now.
-func (t *Tracker) Owned(topic string) []int32 {
+// Owned returns the partitions of topic this instance's member of group
+// consumes now.
+func (t *Tracker) Owned(group, topic string) []int32 {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	var out []int32
-	for p := range t.owned[topic] {
+	for p := range t.owned[groupTopic{group, topic}] {
 		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
 
-// OwnedAll returns the partitions this instance consumes now, by topic.
-func (t *Tracker) OwnedAll() map[string][]int32 {
+// OwnedAll returns the partitions this instance consumes now, by consumer
+// group and topic.
+func (t *Tracker) OwnedAll() map[string]map[string][]int32 {
 	t.mu.RLock()
-	topics := make([]string, 0, len(t.owned))
-	for topic := range t.owned {
-		topics = append(topics, topic)
+	keys := make([]groupTopic, 0, len(t.owned))
+	for k := range t.owned {
+		keys = append(keys, k)
 	}
 	t.mu.RUnlock()
-	out := map[string][]int32{}
-	for _, topic := range topics {
-		if ps := t.Owned(topic); len(ps) > 0 {
-			out[topic] = ps
+	out := map[string]map[string][]int32{}
+	for _, k := range keys {
+		if ps := t.Owned(k.group, k.topic); len(ps) > 0 {
+			if out[k.group] == nil {
+				out[k.group] = map[string][]int32{}
+			}
+			out[k.group][k.topic] = ps
 		}
 	}
 	return out
