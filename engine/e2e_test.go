@@ -13,7 +13,6 @@ import (
 	"github.com/billing-engine/billing/engine"
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/enginetest"
-	"github.com/billing-engine/billing/plugins/branch/router"
 )
 
 // branchTopics maps each status to the topic the billing pipeline routes it to.
@@ -37,16 +36,15 @@ func env(t *testing.T, broker string) map[string]string {
 // startEngine runs the billing pipeline in-process until the test ends.
 func startEngine(t *testing.T, vars map[string]string) *engine.Engine {
 	t.Helper()
-	path := filepath.Join(enginetest.RepoRoot(t), "pipelines", "billing.yaml")
-	e, err := engine.New(path,
-		engine.WithProcessor(router.Name, router.New),
-		engine.WithLookupEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }))
-	if err != nil {
-		t.Fatalf("engine.New: %v", err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
+	e, done := runEngine(t, ctx, vars)
+	select {
+	case <-e.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("engine stopped at start: %v", err)
+	case <-time.After(30 * time.Second):
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -55,9 +53,7 @@ func startEngine(t *testing.T, vars map[string]string) *engine.Engine {
 	})
 	select {
 	case <-e.Ready():
-	case err := <-done:
-		t.Fatalf("engine stopped at start: %v", err)
-	case <-time.After(30 * time.Second):
+	default:
 		t.Fatal("engine not ready after 30s")
 	}
 	return e

@@ -146,7 +146,7 @@ func TestRestoreFromChangelog(t *testing.T) {
 	w := newWorkload(t, registry(t), 3_000, 0)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	done := runEngine(t, ctx, vars)
+	_, done := runEngine(t, ctx, vars)
 	produceKgo(t, b.Addr(), w.records)
 	before := snapshotTables(t, base, w)
 	cancel()
@@ -157,7 +157,7 @@ func TestRestoreFromChangelog(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	done2 := runEngine(t, ctx2, vars)
+	_, done2 := runEngine(t, ctx2, vars)
 	defer func() {
 		cancel2()
 		if err := <-done2; err != nil {
@@ -175,8 +175,9 @@ func TestRestoreFromChangelog(t *testing.T) {
 	}
 }
 
-// runEngine runs the billing pipeline in-process until ctx ends.
-func runEngine(t *testing.T, ctx context.Context, vars map[string]string) <-chan error {
+// runEngine runs the billing pipeline in-process until ctx ends; done
+// receives Run's result.
+func runEngine(t *testing.T, ctx context.Context, vars map[string]string) (*engine.Engine, <-chan error) {
 	t.Helper()
 	path := filepath.Join(enginetest.RepoRoot(t), "pipelines", "billing.yaml")
 	e, err := engine.New(path,
@@ -187,7 +188,7 @@ func runEngine(t *testing.T, ctx context.Context, vars map[string]string) <-chan
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	return done
+	return e, done
 }
 
 // expectedTotals computes, from a workload, each client's count per
