@@ -18,7 +18,7 @@ import (
 	"github.com/billing-engine/billing/engine/internal/pipeline"
 	"github.com/billing-engine/billing/engine/internal/query"
 	"github.com/billing-engine/billing/engine/internal/state"
-	"github.com/billing-engine/billing/engine/internal/store"
+	"github.com/billing-engine/billing/engine/store"
 	"github.com/billing-engine/billing/engine/internal/stream"
 )
 

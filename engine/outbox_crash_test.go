@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/billing-engine/billing/engine/enginetest"
-	"github.com/billing-engine/billing/engine/internal/store"
+	"github.com/billing-engine/billing/engine/store"
 )
 
 // waitReady waits until the child's API answers /readyz with 200.

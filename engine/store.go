@@ -12,7 +12,7 @@ import (
 
 	"github.com/billing-engine/billing/engine/internal/httpapi"
 	"github.com/billing-engine/billing/engine/internal/outbox"
-	"github.com/billing-engine/billing/engine/internal/store"
+	"github.com/billing-engine/billing/engine/store"
 	"github.com/billing-engine/billing/engine/sdk"
 )
 

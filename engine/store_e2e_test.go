@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/billing-engine/billing/engine/enginetest"
-	"github.com/billing-engine/billing/engine/internal/store"
-	"github.com/billing-engine/billing/engine/internal/store/storetest"
+	"github.com/billing-engine/billing/engine/store"
+	"github.com/billing-engine/billing/engine/store/storetest"
 )
 
 // getCRUD fetches url and decodes a JSON object; status is 0 when the

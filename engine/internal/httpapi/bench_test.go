@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/billing-engine/billing/engine/internal/store/storetest"
+	"github.com/billing-engine/billing/engine/store/storetest"
 )
 
 // BenchmarkCreateTransaction measures POST /api/v1/transactions over

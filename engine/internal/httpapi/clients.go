@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/billing-engine/billing/engine/internal/store"
+	"github.com/billing-engine/billing/engine/store"
 )
 
 // clientJSON is a client as the API shows it.

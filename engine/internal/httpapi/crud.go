@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/billing-engine/billing/engine/internal/store"
+	"github.com/billing-engine/billing/engine/store"
 )
 
 // CRUDStore is what the client and transaction handlers need from the

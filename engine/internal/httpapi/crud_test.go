@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/billing-engine/billing/engine/internal/httpapi"
-	"github.com/billing-engine/billing/engine/internal/store"
-	"github.com/billing-engine/billing/engine/internal/store/storetest"
+	"github.com/billing-engine/billing/engine/store"
+	"github.com/billing-engine/billing/engine/store/storetest"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/billing-engine/billing/engine/internal/httpapi"
-	"github.com/billing-engine/billing/engine/internal/store"
-	"github.com/billing-engine/billing/engine/internal/store/storetest"
+	"github.com/billing-engine/billing/engine/store"
+	"github.com/billing-engine/billing/engine/store/storetest"
 )
 
 // FuzzCRUDBodies posts arbitrary bodies to the create and update

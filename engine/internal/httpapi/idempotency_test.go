@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/billing-engine/billing/engine/internal/store"
+	"github.com/billing-engine/billing/engine/store"
 )
 
 func TestIdempotencyKeyReplaysTheFirstAnswer(t *testing.T) {

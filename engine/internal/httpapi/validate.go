@@ -8,8 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/billing-engine/billing/engine/internal/iso4217"
-	"github.com/billing-engine/billing/engine/internal/store"
+	"github.com/billing-engine/billing/engine/iso4217"
+	"github.com/billing-engine/billing/engine/store"
 )
 
 // Rules shown in field errors.

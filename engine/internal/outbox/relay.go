@@ -16,7 +16,7 @@ import (
 
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
-	"github.com/billing-engine/billing/engine/internal/store"
+	"github.com/billing-engine/billing/engine/store"
 	"github.com/billing-engine/billing/engine/internal/stream"
 )
 

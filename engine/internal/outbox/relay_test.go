@@ -17,8 +17,8 @@ import (
 	"github.com/billing-engine/billing/engine/enginetest"
 	"github.com/billing-engine/billing/engine/internal/outbox"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
-	"github.com/billing-engine/billing/engine/internal/store"
-	"github.com/billing-engine/billing/engine/internal/store/storetest"
+	"github.com/billing-engine/billing/engine/store"
+	"github.com/billing-engine/billing/engine/store/storetest"
 	"github.com/billing-engine/billing/engine/internal/stream"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/billing-engine/billing/engine/internal/store"
-	"github.com/billing-engine/billing/engine/internal/store/storetest"
+	"github.com/billing-engine/billing/engine/store"
+	"github.com/billing-engine/billing/engine/store/storetest"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -72,8 +72,8 @@ func TestOpenMigratesOnceAndReopens(t *testing.T) {
 				defer dbs[i].Close()
 			}
 			v, err := dbs[0].SchemaVersion(t.Context())
-			if err != nil || v != 1 {
-				t.Fatalf("schema version: got %d, %v; want 1", v, err)
+			if err != nil || v != 2 {
+				t.Fatalf("schema version: got %d, %v; want 2", v, err)
 			}
 			if got := dbs[0].Dialect(); got != d {
 				t.Errorf("dialect: got %s, want %s", got, d)

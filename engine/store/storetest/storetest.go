@@ -21,7 +21,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/billing-engine/billing/engine/internal/store"
+	"github.com/billing-engine/billing/engine/store"
 )
 
 // Dialects are the dialects every contract test runs on.
