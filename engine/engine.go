@@ -18,8 +18,8 @@ import (
 	"github.com/billing-engine/billing/engine/internal/pipeline"
 	"github.com/billing-engine/billing/engine/internal/query"
 	"github.com/billing-engine/billing/engine/internal/state"
-	"github.com/billing-engine/billing/engine/store"
 	"github.com/billing-engine/billing/engine/internal/stream"
+	"github.com/billing-engine/billing/engine/store"
 )
 
 // Engine runs the pipelines of one pipeline file. Create it with New.

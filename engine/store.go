@@ -12,8 +12,8 @@ import (
 
 	"github.com/billing-engine/billing/engine/internal/httpapi"
 	"github.com/billing-engine/billing/engine/internal/outbox"
-	"github.com/billing-engine/billing/engine/store"
 	"github.com/billing-engine/billing/engine/sdk"
+	"github.com/billing-engine/billing/engine/store"
 )
 
 // dbUpsertPlugin is the in-process plugin that mirrors a pipeline of

@@ -8,9 +8,9 @@ import (
 
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/enginetest"
+	"github.com/billing-engine/billing/engine/sdk"
 	"github.com/billing-engine/billing/engine/store"
 	"github.com/billing-engine/billing/engine/store/storetest"
-	"github.com/billing-engine/billing/engine/sdk"
 )
 
 func transactionSchema(t *testing.T) (*avro.Registry, *avro.Schema) {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
-	"github.com/billing-engine/billing/engine/store"
 	"github.com/billing-engine/billing/engine/internal/stream"
+	"github.com/billing-engine/billing/engine/store"
 )
 
 // HeaderOutboxID is the record header carrying the outbox entry's id.

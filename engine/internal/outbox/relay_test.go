@@ -17,9 +17,9 @@ import (
 	"github.com/billing-engine/billing/engine/enginetest"
 	"github.com/billing-engine/billing/engine/internal/outbox"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
+	"github.com/billing-engine/billing/engine/internal/stream"
 	"github.com/billing-engine/billing/engine/store"
 	"github.com/billing-engine/billing/engine/store/storetest"
-	"github.com/billing-engine/billing/engine/internal/stream"
 )
 
 // fixture is a store with pending outbox entries and a broker to relay
