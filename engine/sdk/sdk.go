@@ -35,6 +35,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 )
@@ -153,3 +154,26 @@ type Factory func(ctx context.Context, cfg Config) (Processor, error)
 func Pass(r Record, output string) Result {
 	return Result{Emits: []Emit{{Output: output, Key: r.Key, Value: r.Value, Headers: r.Headers, Data: r.Data}}}
 }
+
+// ErrUnavailable marks a failure of something a Processor depends on that
+// will pass by itself: a database or mail server that is down or
+// unreachable. A batch that fails with an error wrapping ErrUnavailable is
+// retried with backoff for as long as it takes; unlike other errors it
+// does not count against the stage's retries and never sends the batch to
+// the dead-letter queue. Wrap with Unavailable, or with fmt.Errorf and %w.
+var ErrUnavailable = errors.New("unavailable")
+
+// Unavailable wraps err so that errors.Is(err, ErrUnavailable) holds. It
+// returns nil for a nil err.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &unavailableError{err}
+}
+
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return e.err.Error() }
+
+func (e *unavailableError) Unwrap() []error { return []error{e.err, ErrUnavailable} }
