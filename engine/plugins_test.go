@@ -288,6 +288,36 @@ func TestPluginHangsOnce(t *testing.T) {
 	}
 }
 
+// TestUnavailableIsWaitedOut runs a plugin whose dependency is down for
+// longer than the stage's five retries last: the batches wait for it, and
+// nothing is dead-lettered or lost.
+func TestUnavailableIsWaitedOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test; run without -short")
+	}
+	bin := enginetest.BuildPlugin(t, testPlugin)
+	b := enginetest.StartBroker(t)
+	path := writePipeline(t, b.Addr(), pipelineVars{
+		Plugin: "flaky", Command: bin, MaxBatch: 100, Config: "{unavailable_for: 7s}",
+	})
+	keys := produceTransactions(t, b.Addr(), "in", 1_000, func(int) int64 { return 500 })
+	_, logs := runFile(t, path)
+	checkExactlyOnce(t, b.Addr(), "out", keys)
+	checkEmpty(t, b.Addr(), "in.dlq")
+	waits := logs.grep(`level=WARN`, `msg="stage failed; retrying batch"`, `down as asked`)
+	most := 0
+	for _, l := range waits {
+		if i := strings.Index(l, "attempt="); i >= 0 {
+			var n int
+			fmt.Sscanf(l[i+len("attempt="):], "%d", &n)
+			most = max(most, n)
+		}
+	}
+	if most <= 6 {
+		t.Errorf("most attempts on one batch: %d; want more than the 5 retries (1+5 attempts) the stage allows for other errors", most)
+	}
+}
+
 // TestExamplePluginInPipeline builds the tagger from
 // the README's "Writing a plugin" and runs it as a stage.
 func TestExamplePluginInPipeline(t *testing.T) {

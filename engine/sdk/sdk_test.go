@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -180,6 +181,19 @@ func TestProcessFailures(t *testing.T) {
 		h := startSpy(t, &spy{err: errors.New("database down")}, nil)
 		if _, err := h.Process(t.Context(), recs(t)); err == nil || !strings.Contains(err.Error(), "process: database down") {
 			t.Errorf("got %v, want the processor's error", err)
+		}
+	})
+	t.Run("unavailable crosses the wire", func(t *testing.T) {
+		h := startSpy(t, &spy{err: fmt.Errorf("smtp: %w", sdk.Unavailable(errors.New("connection refused")))}, nil)
+		_, err := h.Process(t.Context(), recs(t))
+		if !errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("got %v, want an error wrapping sdk.ErrUnavailable", err)
+		}
+	})
+	t.Run("plain errors are not unavailable", func(t *testing.T) {
+		h := startSpy(t, &spy{err: errors.New("bad record")}, nil)
+		if _, err := h.Process(t.Context(), recs(t)); errors.Is(err, sdk.ErrUnavailable) {
+			t.Errorf("got %v, which wraps sdk.ErrUnavailable", err)
 		}
 	})
 	t.Run("panic", func(t *testing.T) {

@@ -17,6 +17,13 @@ import (
 	"github.com/billing-engine/billing/engine/sdk/pluginpb"
 )
 
+// CodeUnavailable is the gRPC status code of a Process call that failed
+// with an error wrapping ErrUnavailable. It is Aborted ("retry at a higher
+// level"), not Unavailable, which gRPC itself uses for a lost connection:
+// the engine restarts a plugin whose connection is lost, and only waits
+// for one whose dependency is down.
+const CodeUnavailable = codes.Aborted
+
 // ErrClientHalf is returned by Plugin.GRPCClient: Plugin is the plugin's
 // side of the connection only.
 var ErrClientHalf = errors.New("sdk: Plugin serves a Processor; the engine provides the client")
@@ -197,6 +204,9 @@ func (p processorServer) Process(ctx context.Context, req *pluginpb.ProcessReque
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, status.FromContextError(ctx.Err()).Err()
+			}
+			if errors.Is(err, ErrUnavailable) {
+				return nil, status.Error(CodeUnavailable, err.Error())
 			}
 			return nil, status.Error(codes.Unknown, err.Error())
 		}

@@ -101,7 +101,8 @@ type Error struct {
 	Op string
 	// Code is the gRPC status code: InvalidArgument for a bad
 	// configuration, Unavailable for a broken connection, Unknown for an
-	// error the Processor returned.
+	// error the Processor returned, sdk.CodeUnavailable for one wrapping
+	// sdk.ErrUnavailable.
 	Code codes.Code
 	// Message is the status message, the plugin's own words.
 	Message string
@@ -111,8 +112,8 @@ type Error struct {
 // Error implements error.
 func (e *Error) Error() string { return e.Op + ": " + e.Message }
 
-// Unwrap returns context.Canceled or context.DeadlineExceeded for those
-// codes, so errors.Is sees them.
+// Unwrap returns context.Canceled, context.DeadlineExceeded or
+// sdk.ErrUnavailable for those codes, so errors.Is sees them.
 func (e *Error) Unwrap() error { return e.err }
 
 func callError(op string, err error) error {
@@ -126,6 +127,8 @@ func callError(op string, err error) error {
 		e.err = context.Canceled
 	case codes.DeadlineExceeded:
 		e.err = context.DeadlineExceeded
+	case sdk.CodeUnavailable:
+		e.err = sdk.ErrUnavailable
 	}
 	return e
 }

@@ -260,14 +260,19 @@ func (c *Chain) process(ctx context.Context, st Step, msgs []*sarama.ConsumerMes
 }
 
 // call runs one Process call with the step's timeout, retrying a failed
-// batch with exponential backoff.
+// batch with exponential backoff. A failure wrapping sdk.ErrUnavailable
+// (a database or mail server down) is retried for as long as it lasts and
+// does not count against Retries; it ends only when the partition's
+// session does (see WithSession), leaving the batch uncommitted for the
+// partition's next owner.
 func (c *Chain) call(ctx context.Context, st Step, batch []sdk.Record) ([]sdk.Result, error) {
 	timeout := st.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	backoff := c.Backoff
-	for attempt := 0; ; attempt++ {
+	backoff, waitBackoff := c.Backoff, c.Backoff
+	failures := 0
+	for attempt := 1; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		results, err := st.Processor.Process(cctx, batch)
 		cancel()
@@ -277,19 +282,48 @@ func (c *Chain) call(ctx context.Context, st Step, batch []sdk.Record) ([]sdk.Re
 		if err == nil {
 			return results, nil
 		}
-		if c.Retries >= 0 && attempt >= c.Retries {
-			return nil, fmt.Errorf("stage %s failed after %d attempts: %w", st.Name, attempt+1, err)
+		wait := &backoff
+		if errors.Is(err, sdk.ErrUnavailable) {
+			wait = &waitBackoff
+		} else {
+			failures++
+			if c.Retries >= 0 && failures > c.Retries {
+				return nil, fmt.Errorf("stage %s failed after %d attempts: %w", st.Name, attempt, err)
+			}
 		}
 		if c.Log != nil {
-			c.Log.Warn("stage failed; retrying batch", "pipeline", c.Pipeline, "stage", st.Name, "attempt", attempt+1, "backoff", backoff, "err", err)
+			c.Log.Warn("stage failed; retrying batch", "pipeline", c.Pipeline, "stage", st.Name, "attempt", attempt, "backoff", *wait, "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(backoff):
+		case <-sessionDone(ctx):
+			return nil, fmt.Errorf("stage %s: %w; the partition was revoked, so the batch is left to its next owner", st.Name, err)
+		case <-time.After(*wait):
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		if wait == &waitBackoff {
+			waitBackoff = min(waitBackoff*2, 5*time.Second)
+		} else {
+			backoff = min(backoff*2, 30*time.Second)
+		}
 	}
+}
+
+type sessionKey struct{}
+
+// WithSession returns ctx carrying the end of a partition's session, so
+// that a batch retried while a dependency is unavailable is given up when
+// the partition is revoked. ctx itself is usually not cancelled with the
+// session: a batch in hand is otherwise finished.
+func WithSession(ctx context.Context, session <-chan struct{}) context.Context {
+	return context.WithValue(ctx, sessionKey{}, session)
+}
+
+// sessionDone returns the channel WithSession put in ctx, or nil (which
+// never fires).
+func sessionDone(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(sessionKey{}).(<-chan struct{})
+	return ch
 }
 
 // chained builds the record the next stage sees from an emit to "next".

@@ -163,7 +163,7 @@ func (h *handler) collect(ctx context.Context, msgs <-chan *sarama.ConsumerMessa
 func (h *handler) commit(sess sarama.ConsumerGroupSession, txnID string, batch []*sarama.ConsumerMessage) error {
 	// The batch in hand is finished even when the session is ending; only
 	// a stop of the whole engine mid-retry abandons it.
-	ctx := context.WithoutCancel(sess.Context())
+	ctx := WithSession(context.WithoutCancel(sess.Context()), sess.Context().Done())
 	res, err := h.r.cfg.Chain.Process(ctx, batch)
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@
 //	marker_dir: where "the first" is remembered across restarts (required
 //	            with hang_key and crash_key)
 //	tag_field:  adds a header "tag" with this field of the decoded record
+//	unavailable_for: a duration from Configure during which every Process
+//	            call fails with an error wrapping sdk.ErrUnavailable
 //
 // The same Processor runs in-process in benchmarks, for comparison.
 package testproc
@@ -39,6 +41,7 @@ type Proc struct {
 	delay                      time.Duration
 	hangKey, crashKey, failKey string
 	markerDir, tagField        string
+	unavailableUntil           time.Time
 }
 
 // New builds a Proc from cfg.Settings.
@@ -60,6 +63,13 @@ func New(_ context.Context, cfg sdk.Config) (sdk.Processor, error) {
 	}
 	p.hangKey, p.crashKey, p.failKey, p.markerDir = str("hang_key"), str("crash_key"), str("fail_key"), str("marker_dir")
 	p.tagField = str("tag_field")
+	if d := str("unavailable_for"); d != "" {
+		dur, err := time.ParseDuration(d)
+		if err != nil {
+			return nil, fmt.Errorf("unavailable_for: %w", err)
+		}
+		p.unavailableUntil = time.Now().Add(dur)
+	}
 	if (p.hangKey != "" || p.crashKey != "") && p.markerDir == "" {
 		return nil, errors.New("marker_dir: required with hang_key or crash_key")
 	}
@@ -80,6 +90,9 @@ func (p *Proc) Process(ctx context.Context, batch []sdk.Record) ([]sdk.Result, e
 			return nil, ctx.Err()
 		case <-time.After(p.delay):
 		}
+	}
+	if time.Now().Before(p.unavailableUntil) {
+		return nil, fmt.Errorf("test dependency: %w", sdk.Unavailable(errors.New("down as asked")))
 	}
 	out := make([]sdk.Result, len(batch))
 	for i, r := range batch {
