@@ -37,13 +37,22 @@ type dialect struct {
 	// upsertTx ends the transactions upsert: update a row only when the
 	// incoming updated_at is newer.
 	upsertTx string
+	// replaceTx ends an insert of transactions with billed_by: the row,
+	// locked by the caller, is replaced whole.
+	replaceTx string
+	// insertKeep and keepSuffix make an INSERT keep the rows already
+	// there: insertKeep + " INTO t (...) VALUES ..." + keepSuffix. MySQL's
+	// IGNORE also turns other errors into warnings, so callers check their
+	// values first.
+	insertKeep, keepSuffix string
 }
 
 var mysqlDialect = dialect{
-	name:      MySQL,
-	forUpdate: " FOR UPDATE",
-	forShare:  " LOCK IN SHARE MODE",
-	txOptions: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+	name:       MySQL,
+	forUpdate:  " FOR UPDATE",
+	forShare:   " LOCK IN SHARE MODE",
+	txOptions:  &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+	insertKeep: "INSERT IGNORE",
 	// MySQL applies the assignments left to right, so updated_at, which
 	// the conditions read, is assigned last.
 	upsertTx: ` ON DUPLICATE KEY UPDATE
@@ -56,10 +65,16 @@ var mysqlDialect = dialect{
   billed_at = IF(VALUES(updated_at) > updated_at, VALUES(billed_at), billed_at),
   billing_cycle_id = IF(VALUES(updated_at) > updated_at, VALUES(billing_cycle_id), billing_cycle_id),
   updated_at = IF(VALUES(updated_at) > updated_at, VALUES(updated_at), updated_at)`,
+	replaceTx: ` ON DUPLICATE KEY UPDATE client_id = VALUES(client_id), amount_minor = VALUES(amount_minor),
+  currency = VALUES(currency), status = VALUES(status), description = VALUES(description),
+  created_at = VALUES(created_at), updated_at = VALUES(updated_at), billed_at = VALUES(billed_at),
+  billing_cycle_id = VALUES(billing_cycle_id), billed_by = VALUES(billed_by)`,
 }
 
 var sqliteDialect = dialect{
-	name: SQLite,
+	name:       SQLite,
+	insertKeep: "INSERT",
+	keepSuffix: " ON CONFLICT DO NOTHING",
 	upsertTx: ` ON CONFLICT (transaction_id) DO UPDATE SET
   client_id = excluded.client_id, amount_minor = excluded.amount_minor,
   currency = excluded.currency, status = excluded.status,
@@ -67,6 +82,12 @@ var sqliteDialect = dialect{
   updated_at = excluded.updated_at, billed_at = excluded.billed_at,
   billing_cycle_id = excluded.billing_cycle_id
 WHERE excluded.updated_at > transactions.updated_at`,
+	replaceTx: ` ON CONFLICT (transaction_id) DO UPDATE SET
+  client_id = excluded.client_id, amount_minor = excluded.amount_minor,
+  currency = excluded.currency, status = excluded.status,
+  description = excluded.description, created_at = excluded.created_at,
+  updated_at = excluded.updated_at, billed_at = excluded.billed_at,
+  billing_cycle_id = excluded.billing_cycle_id, billed_by = excluded.billed_by`,
 }
 
 // t returns the bound form of a timestamp (already in UTC milliseconds).

@@ -1,0 +1,368 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// billChunk bounds the ids of one SELECT and the rows of one INSERT of a
+// Bill or Credit call.
+const billChunk = 200
+
+// BillRequest asks Bill to bill one transaction.
+type BillRequest struct {
+	// Transaction is the version the caller holds: a record from the
+	// stream, or a row read from the store. Only ID is required when the
+	// store has the row. When the store has no row for it, or an older
+	// version (the stream is ahead of the database), this version is the
+	// one billed and written; it must then pass Check.
+	Transaction Transaction
+	// Ref names this billing attempt, so that a retry finds its own
+	// earlier work: the stream record it comes from
+	// ("transactions.approved/3/1234") or the cycle ("cycle:<id>").
+	// At most 160 ASCII characters.
+	Ref string
+	// CycleID is recorded as the billing_cycle_id of a transaction this
+	// request bills.
+	CycleID string
+}
+
+// BillOutcome says what Bill did with one request.
+type BillOutcome string
+
+// The outcomes of a BillRequest.
+const (
+	// Billed: the transaction was APPROVED and is now BILLED; Transaction
+	// is the new version.
+	Billed BillOutcome = "billed"
+	// BilledBefore: an earlier call with the same Ref billed it (this is
+	// a retry); Transaction is that BILLED version, unchanged, so the
+	// caller can emit exactly what it would have emitted then.
+	BilledBefore BillOutcome = "billed_before"
+	// AlreadyBilled: it was billed by another Ref (a replay, or a billing
+	// cycle); nothing changed and there is nothing to emit.
+	AlreadyBilled BillOutcome = "already_billed"
+	// NotBillable: its status is DECLINED or REFUNDED; nothing changed.
+	NotBillable BillOutcome = "not_billable"
+)
+
+// BillResult is Bill's answer for one request.
+type BillResult struct {
+	Outcome BillOutcome
+	// Transaction is the stored version after the call.
+	Transaction Transaction
+}
+
+// BillOptions tune a Bill call.
+type BillOptions struct {
+	// Publish writes an outbox entry for each transaction billed, so
+	// that the relay publishes the BILLED version to the transactions
+	// topic. Leave it false when the caller emits the records itself (the
+	// billing plugin emits them in its Kafka transaction).
+	Publish bool
+}
+
+// billRow is a transaction as Bill reads it: the row and who billed it.
+type billRow struct {
+	t        Transaction
+	billedBy string
+}
+
+// Bill moves each requested transaction from APPROVED to BILLED, setting
+// billed_at and updated_at to now, in one database transaction that holds
+// the rows. It is idempotent: a transaction billed already changes
+// nothing, and the outcome tells a retry of the same Ref (BilledBefore,
+// whose version the caller may emit again) from a replay or a transaction
+// billed elsewhere (AlreadyBilled: emit nothing). Requests are answered in
+// order; a repeated id sees the effect of the earlier request.
+//
+// A request whose transaction is missing from the store, or stored in an
+// older version than the request carries, is decided on the request's
+// version, which is then written with the result: the stream may reach the
+// billing plugin before the database mirror. Errors: ErrInvalid for a
+// request whose version is needed and fails Check (nothing is written);
+// ErrNotFound for a request with neither a stored row nor a full version.
+func (db *DB) Bill(ctx context.Context, reqs []BillRequest, opt BillOptions) ([]BillResult, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	for i := range reqs {
+		if err := checkID("transaction_id", reqs[i].Transaction.ID); err != nil {
+			return nil, fmt.Errorf("bill request %d: %w", i, err)
+		}
+		if len(reqs[i].Ref) > 160 {
+			return nil, fmt.Errorf("%w: bill request %d: ref longer than 160 characters", ErrInvalid, i)
+		}
+	}
+	var results []BillResult
+	published := false
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		results, published = make([]BillResult, len(reqs)), false
+		rows, err := db.lockBillRows(ctx, tx, reqs)
+		if err != nil {
+			return err
+		}
+		now := db.clock()
+		var writes []billRow
+		written := map[string]int{} // id -> index in writes
+		for i, req := range reqs {
+			row, stored := rows[req.Transaction.ID]
+			cur := row.t
+			if !stored || req.Transaction.UpdatedAt.After(row.t.UpdatedAt) {
+				in := req.Transaction
+				in.normalize()
+				if in.ClientID == "" && !stored {
+					return fmt.Errorf("%w: transaction %s", ErrNotFound, in.ID)
+				}
+				if in.ClientID != "" {
+					if err := in.Check(); err != nil {
+						return fmt.Errorf("bill request %d (%s): %w", i, in.ID, err)
+					}
+					cur = in
+				}
+			}
+			switch {
+			case cur.Status == StatusApproved:
+				next := cur
+				next.Status, next.BilledAt = StatusBilled, now
+				prev := cur.UpdatedAt
+				if row.t.UpdatedAt.After(prev) {
+					prev = row.t.UpdatedAt
+				}
+				next.UpdatedAt = later(now, prev)
+				if req.CycleID != "" {
+					next.BillingCycleID = req.CycleID
+				}
+				nr := billRow{t: next, billedBy: req.Ref}
+				rows[next.ID] = nr
+				if j, ok := written[next.ID]; ok {
+					writes[j] = nr
+				} else {
+					written[next.ID] = len(writes)
+					writes = append(writes, nr)
+				}
+				results[i] = BillResult{Outcome: Billed, Transaction: next}
+			case cur.Status == StatusBilled && stored && req.Ref != "" && row.billedBy == req.Ref:
+				results[i] = BillResult{Outcome: BilledBefore, Transaction: row.t}
+			case cur.Status == StatusBilled:
+				results[i] = BillResult{Outcome: AlreadyBilled, Transaction: cur}
+			default:
+				results[i] = BillResult{Outcome: NotBillable, Transaction: cur}
+			}
+		}
+		if err := db.writeBilled(ctx, tx, writes); err != nil {
+			return err
+		}
+		if opt.Publish {
+			for _, w := range writes {
+				if err := db.putOutbox(ctx, tx, w.t); err != nil {
+					return err
+				}
+				published = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if published {
+		db.signalOutbox()
+	}
+	return results, nil
+}
+
+// lockBillRows reads the rows of reqs, locking them, by id.
+func (db *DB) lockBillRows(ctx context.Context, tx *sql.Tx, reqs []BillRequest) (map[string]billRow, error) {
+	ids := make([]string, 0, len(reqs))
+	for _, r := range reqs {
+		ids = append(ids, r.Transaction.ID)
+	}
+	slices.Sort(ids) // one lock order for every caller: no deadlocks between batches
+	ids = slices.Compact(ids)
+	rows := make(map[string]billRow, len(ids))
+	for start := 0; start < len(ids); start += billChunk {
+		chunk := ids[start:min(start+billChunk, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		q := "SELECT " + txCols + ", billed_by FROM transactions WHERE transaction_id IN " +
+			placeholders(len(chunk)) + " ORDER BY transaction_id" + db.d.forUpdate
+		rs, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: bill: %w", err)
+		}
+		for rs.Next() {
+			var by sql.NullString
+			t, err := scanTransaction(scanPlus{rs, &by})
+			if err != nil {
+				rs.Close()
+				return nil, fmt.Errorf("store: bill: %w", err)
+			}
+			rows[t.ID] = billRow{t: t, billedBy: by.String}
+		}
+		if err := rs.Close(); err != nil {
+			return nil, fmt.Errorf("store: bill: %w", err)
+		}
+		if err := rs.Err(); err != nil {
+			return nil, fmt.Errorf("store: bill: %w", err)
+		}
+	}
+	return rows, nil
+}
+
+// scanPlus scans the transaction columns and then extra ones.
+type scanPlus struct {
+	row   interface{ Scan(...any) error }
+	extra *sql.NullString
+}
+
+func (s scanPlus) Scan(dest ...any) error { return s.row.Scan(append(dest, s.extra)...) }
+
+// writeBilled writes rows whole, inserting those not stored: the caller
+// holds the locks of the stored ones.
+func (db *DB) writeBilled(ctx context.Context, tx *sql.Tx, rows []billRow) error {
+	for start := 0; start < len(rows); start += billChunk {
+		chunk := rows[start:min(start+billChunk, len(rows))]
+		var q strings.Builder
+		q.WriteString("INSERT INTO transactions (" + txCols + ", billed_by) VALUES ")
+		args := make([]any, 0, len(chunk)*11)
+		for i := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(placeholders(11))
+			args = append(args, db.txArgs(&chunk[i].t)...)
+			args = append(args, chunk[i].billedBy)
+		}
+		q.WriteString(db.d.replaceTx)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("store: bill: %w", err)
+		}
+	}
+	return nil
+}
+
+// Credit records a credit for each refunded transaction in ts that had
+// been billed (its billed_at is set, on the record or in the store), for
+// the client's next invoice: its full amount, once per transaction, ever.
+// It answers, in order, whether each call created the credit; a replay
+// creates nothing. Transactions whose status is not REFUNDED are ignored.
+func (db *DB) Credit(ctx context.Context, ts []Transaction) ([]bool, error) {
+	created := make([]bool, len(ts))
+	if len(ts) == 0 {
+		return created, nil
+	}
+	for i := range ts {
+		if err := ts[i].Check(); err != nil {
+			return nil, fmt.Errorf("credit %d (%s): %w", i, ts[i].ID, err)
+		}
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		clear(created)
+		ids := make([]string, 0, len(ts))
+		for _, t := range ts {
+			if t.Status == StatusRefunded {
+				ids = append(ids, t.ID)
+			}
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		billed, credited, err := db.creditState(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		now := db.clock()
+		var args []any
+		n := 0
+		flush := func() error {
+			if n == 0 {
+				return nil
+			}
+			q := "INSERT INTO credits (transaction_id, client_id, currency, amount_minor, description, created_at) VALUES " +
+				strings.TrimSuffix(strings.Repeat(placeholders(6)+", ", n), ", ")
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("store: credit: %w", err)
+			}
+			args, n = args[:0], 0
+			return nil
+		}
+		for i, t := range ts {
+			if t.Status != StatusRefunded || credited[t.ID] || (t.BilledAt.IsZero() && !billed[t.ID]) {
+				continue
+			}
+			credited[t.ID], created[i] = true, true
+			desc := "Refund of " + t.ID
+			if t.Description != "" {
+				desc = "Refund: " + t.Description
+			}
+			args = append(args, t.ID, t.ClientID, t.Currency, t.AmountMinor, truncateRunes(desc, MaxDescriptionLen), db.d.t(now))
+			if n++; n == billChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return flush()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
+// creditState says, of ids, which the store has as billed and which have
+// a credit already. It locks the credits it reads.
+func (db *DB) creditState(ctx context.Context, tx *sql.Tx, ids []string) (billed, credited map[string]bool, err error) {
+	billed, credited = map[string]bool{}, map[string]bool{}
+	for start := 0; start < len(ids); start += billChunk {
+		chunk := ids[start:min(start+billChunk, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		in := placeholders(len(chunk))
+		if err := collectIDs(ctx, tx, "SELECT transaction_id FROM transactions WHERE billed_at IS NOT NULL AND transaction_id IN "+in, args, billed); err != nil {
+			return nil, nil, err
+		}
+		if err := collectIDs(ctx, tx, "SELECT transaction_id FROM credits WHERE transaction_id IN "+in+db.d.forUpdate, args, credited); err != nil {
+			return nil, nil, err
+		}
+	}
+	return billed, credited, nil
+}
+
+func collectIDs(ctx context.Context, tx *sql.Tx, q string, args []any, into map[string]bool) error {
+	rs, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("store: credit: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var id string
+		if err := rs.Scan(&id); err != nil {
+			return fmt.Errorf("store: credit: %w", err)
+		}
+		into[id] = true
+	}
+	if err := rs.Err(); err != nil {
+		return fmt.Errorf("store: credit: %w", err)
+	}
+	return nil
+}
+
+// truncateRunes cuts s to at most n characters.
+func truncateRunes(s string, n int) string {
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j]
+		}
+		i++
+	}
+	return s
+}

@@ -1,0 +1,230 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/billing-engine/billing/engine/store"
+	"github.com/billing-engine/billing/engine/store/storetest"
+)
+
+func outcomes(rs []store.BillResult) string {
+	s := ""
+	for i, r := range rs {
+		if i > 0 {
+			s += " "
+		}
+		s += string(r.Outcome)
+	}
+	return s
+}
+
+func TestBill(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		mustClient(t, db, "c-1")
+		a := mustTx(t, db, newTx("a", "c-1"))
+		d := newTx("d", "c-1")
+		d.Status = store.StatusDeclined
+		mustTx(t, db, d)
+		// A version only the stream has: the database mirror is behind.
+		streamOnly := newTx("s", "c-1")
+		streamOnly.CreatedAt = time.Now().Add(-time.Minute)
+		streamOnly.UpdatedAt = streamOnly.CreatedAt
+		refBefore := len(pending(t, db))
+
+		reqs := []store.BillRequest{
+			{Transaction: store.Transaction{ID: "a"}, Ref: "approved/0/1"},
+			{Transaction: store.Transaction{ID: "d"}, Ref: "approved/0/2"},
+			{Transaction: streamOnly, Ref: "approved/0/3"},
+			{Transaction: store.Transaction{ID: "a"}, Ref: "approved/0/4"}, // a duplicate in the batch
+		}
+		res, err := db.Bill(ctx, reqs, store.BillOptions{})
+		if err != nil {
+			t.Fatalf("bill: %v", err)
+		}
+		if got, want := outcomes(res), "billed not_billable billed already_billed"; got != want {
+			t.Fatalf("outcomes: got %s, want %s", got, want)
+		}
+		billed := res[0].Transaction
+		if billed.Status != store.StatusBilled || billed.BilledAt.IsZero() || !billed.UpdatedAt.After(a.UpdatedAt) {
+			t.Errorf("billed version: %+v", billed)
+		}
+		for _, id := range []string{"a", "s"} {
+			got, err := db.GetTransaction(ctx, id)
+			if err != nil || got.Status != store.StatusBilled || got.BilledAt.IsZero() {
+				t.Errorf("%s in the store: %+v, %v; want BILLED with billed_at", id, got, err)
+			}
+		}
+		if got, err := db.GetTransaction(ctx, "a"); err == nil && got != billed {
+			t.Errorf("stored a: got %+v, want the version Bill returned %+v", got, billed)
+		}
+		if n := len(pending(t, db)); n != refBefore {
+			t.Errorf("outbox: %d entries written without Publish", n-refBefore)
+		}
+
+		// A retry of the same record gets its own version back; a replay
+		// (another record) or a cycle gets nothing to emit.
+		res, err = db.Bill(ctx, []store.BillRequest{
+			{Transaction: store.Transaction{ID: "a"}, Ref: "approved/0/1"},
+			{Transaction: store.Transaction{ID: "a"}, Ref: "approved/5/9"},
+			{Transaction: store.Transaction{ID: "s"}, Ref: "cycle:x", CycleID: "x"},
+		}, store.BillOptions{Publish: true})
+		if err != nil {
+			t.Fatalf("bill again: %v", err)
+		}
+		if got, want := outcomes(res), "billed_before already_billed already_billed"; got != want {
+			t.Errorf("outcomes again: got %s, want %s", got, want)
+		}
+		if res[0].Transaction != billed {
+			t.Errorf("retry: got %+v, want the same version %+v", res[0].Transaction, billed)
+		}
+		if n := len(pending(t, db)); n != refBefore {
+			t.Errorf("outbox: %d entries written for nothing billed", n-refBefore)
+		}
+
+		// An older stream version does not override a newer stored one.
+		r := newTx("r", "c-1")
+		r.Status = store.StatusApproved
+		stale := mustTx(t, db, r)
+		if _, _, err := db.ChangeStatus(ctx, store.StatusChange{ID: "r", To: store.StatusRefunded}); err != nil {
+			t.Fatal(err)
+		}
+		res, err = db.Bill(ctx, []store.BillRequest{{Transaction: stale, Ref: "approved/0/7"}}, store.BillOptions{})
+		if err != nil || outcomes(res) != "not_billable" {
+			t.Errorf("stale APPROVED of a REFUNDED row: got %s, %v; want not_billable", outcomes(res), err)
+		}
+
+		// A cycle publishes what it bills, with its id.
+		mustTx(t, db, newTx("c", "c-1"))
+		res, err = db.Bill(ctx, []store.BillRequest{{Transaction: store.Transaction{ID: "c"}, Ref: "cycle:bc_1", CycleID: "bc_1"}}, store.BillOptions{Publish: true})
+		if err != nil || outcomes(res) != "billed" || res[0].Transaction.BillingCycleID != "bc_1" {
+			t.Fatalf("cycle bill: %s %+v, %v", outcomes(res), res, err)
+		}
+		p := pending(t, db)
+		if last := p[len(p)-1].Transaction; last != res[0].Transaction {
+			t.Errorf("outbox: got %+v, want the billed version %+v", last, res[0].Transaction)
+		}
+	})
+}
+
+func pending(t *testing.T, db *store.DB) []store.OutboxEntry {
+	t.Helper()
+	p, err := db.PendingOutbox(t.Context(), 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBillErrors(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		bad := newTx("bad", "c-1")
+		bad.Currency = "usd"
+		bad.CreatedAt, bad.UpdatedAt = time.Now(), time.Now()
+		for _, tc := range []struct {
+			name string
+			req  store.BillRequest
+			want error
+		}{
+			{"unknown id without a version", store.BillRequest{Transaction: store.Transaction{ID: "nope"}}, store.ErrNotFound},
+			{"bad version", store.BillRequest{Transaction: bad}, store.ErrInvalid},
+			{"empty id", store.BillRequest{}, store.ErrInvalid},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if _, err := db.Bill(ctx, []store.BillRequest{tc.req}, store.BillOptions{}); !errors.Is(err, tc.want) {
+					t.Errorf("got %v, want %v", err, tc.want)
+				}
+			})
+		}
+	})
+}
+
+// TestBillConcurrently bills the same transactions from several
+// goroutines with different refs, as overlapping cycles and the stream
+// would: each is billed exactly once.
+func TestBillConcurrently(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		mustClient(t, db, "c-1")
+		const n = 60
+		var all []store.BillRequest
+		for i := range n {
+			id := fmt.Sprintf("t-%03d", i)
+			mustTx(t, db, newTx(id, "c-1"))
+			all = append(all, store.BillRequest{Transaction: store.Transaction{ID: id}})
+		}
+		var mu sync.Mutex
+		billed := map[string]int{}
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reqs := make([]store.BillRequest, n)
+				for i := range reqs { // each worker in its own order
+					reqs[i] = all[(i*(w+1)+w)%n]
+					reqs[i].Ref = fmt.Sprintf("worker-%d", w)
+				}
+				res, err := db.Bill(ctx, reqs, store.BillOptions{})
+				if err != nil {
+					t.Errorf("worker %d: %v", w, err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, r := range res {
+					if r.Outcome == store.Billed {
+						billed[r.Transaction.ID]++
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for _, r := range all {
+			if billed[r.Transaction.ID] != 1 {
+				t.Errorf("%s billed %d times, want 1", r.Transaction.ID, billed[r.Transaction.ID])
+			}
+		}
+	})
+}
+
+func TestCredit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		mustClient(t, db, "c-1")
+		mustTx(t, db, newTx("billed", "c-1"))
+		mustTx(t, db, newTx("unbilled", "c-1"))
+		if _, err := db.Bill(ctx, []store.BillRequest{{Transaction: store.Transaction{ID: "billed"}, Ref: "x"}}, store.BillOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		refund := func(id string) store.Transaction {
+			tx, _, err := db.ChangeStatus(ctx, store.StatusChange{ID: id, To: store.StatusRefunded})
+			if err != nil {
+				t.Fatalf("refund %s: %v", id, err)
+			}
+			return tx
+		}
+		b, u := refund("billed"), refund("unbilled")
+		// A refund record from another producer may not carry billed_at:
+		// the store's row says it was billed.
+		b.BilledAt = time.Time{}
+		approved := newTx("other", "c-1")
+		approved.CreatedAt, approved.UpdatedAt = time.Now(), time.Now()
+		got, err := db.Credit(ctx, []store.Transaction{b, u, approved, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != "[true false false false]" {
+			t.Errorf("credited: got %v, want [true false false false]", got)
+		}
+		got, err = db.Credit(ctx, []store.Transaction{b})
+		if err != nil || fmt.Sprint(got) != "[false]" {
+			t.Errorf("replay: got %v, %v; want [false]", got, err)
+		}
+	})
+}
