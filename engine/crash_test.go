@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -23,8 +22,7 @@ type child struct {
 
 func startChild(t *testing.T, bin string, vars map[string]string) *child {
 	t.Helper()
-	path := filepath.Join(enginetest.RepoRoot(t), "pipelines", "billing.yaml")
-	cmd := exec.Command(bin, "run", path)
+	cmd := exec.Command(bin, "run", pipelineFile(t, vars))
 	cmd.Env = append(os.Environ(), "BILLING_LOG_FORMAT=text")
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -179,8 +179,7 @@ func TestRestoreFromChangelog(t *testing.T) {
 // receives Run's result.
 func runEngine(t *testing.T, ctx context.Context, vars map[string]string) (*engine.Engine, <-chan error) {
 	t.Helper()
-	path := filepath.Join(enginetest.RepoRoot(t), "pipelines", "billing.yaml")
-	e, err := engine.New(path,
+	e, err := engine.New(pipelineFile(t, vars),
 		engine.WithProcessor(router.Name, router.New),
 		engine.WithLookupEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }))
 	if err != nil {

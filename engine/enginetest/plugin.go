@@ -56,3 +56,32 @@ func BuildPlugin(t testing.TB, pkg string) string {
 	}
 	return b.path
 }
+
+// BuildBillingPlugins builds the billing system's plugins (plugins/billing
+// and plugins/email) once per test binary into one directory, under their
+// own names, and returns the directory: the value of BILLING_PLUGIN_DIR
+// for pipelines/billing.yaml.
+func BuildBillingPlugins(t testing.TB) string {
+	t.Helper()
+	dir := ""
+	for _, pkg := range []string{"plugins/billing", "plugins/email"} {
+		bin := BuildPlugin(t, pkg)
+		named := filepath.Join(filepath.Dir(bin), "billing-plugins", path.Base(pkg))
+		namedMu.Lock()
+		if _, err := os.Stat(named); err != nil {
+			if err := os.MkdirAll(filepath.Dir(named), 0o755); err != nil {
+				namedMu.Unlock()
+				t.Fatal(err)
+			}
+			if err := os.Link(bin, named); err != nil {
+				namedMu.Unlock()
+				t.Fatal(err)
+			}
+		}
+		namedMu.Unlock()
+		dir = filepath.Dir(named)
+	}
+	return dir
+}
+
+var namedMu sync.Mutex
