@@ -99,7 +99,7 @@ func Serve(factory Factory, opts ...ServeOption) {
 	log := slog.New(newLogHandler(stderr, level))
 	srv := newServer(factory, o.info, log)
 	defer srv.close()
-	go watchParent(os.Getppid(), time.Second)
+	go watchParent(os.Getppid(), time.Second, srv)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &Plugin{server: srv}},
@@ -139,14 +139,29 @@ func hclogTo(w io.Writer, level slog.Level) hclog.Logger {
 }
 
 // watchParent exits the process once its parent, the engine, has gone:
-// an engine killed with SIGKILL cannot stop its plugins itself.
-func watchParent(ppid int, every time.Duration) {
+// an engine killed with SIGKILL cannot stop its plugins itself. Process
+// calls in flight are finished first (for up to drainTimeout), so that
+// their effects outside Kafka, an email sent, are complete and recorded
+// rather than cut in half; the engine that replaces the dead one retries
+// their batches and finds them done.
+func watchParent(ppid int, every time.Duration, srv *server) {
 	if ppid <= 1 {
 		return
 	}
 	for range time.Tick(every) {
 		if os.Getppid() != ppid {
-			os.Exit(3)
+			break
 		}
 	}
+	deadline := time.Now().Add(drainTimeout)
+	for srv.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.log.Warn("the engine that started this plugin is gone; exiting", "inflight", srv.inflight.Load())
+	_ = srv.close()
+	os.Exit(3)
 }
+
+// drainTimeout bounds how long a plugin whose engine died waits for its
+// calls in flight.
+const drainTimeout = 30 * time.Second

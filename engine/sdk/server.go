@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -70,6 +71,10 @@ type server struct {
 
 	mu    sync.RWMutex
 	stage *stage // nil until configured
+
+	// inflight counts Process calls running, so that a plugin whose
+	// engine died finishes them before it exits.
+	inflight atomic.Int64
 }
 
 // stage is one configured Processor with the schema its records decode
@@ -192,6 +197,8 @@ type processorServer struct {
 // A record that does not decode gets a DLQ result without reaching the
 // Processor. A Processor error or panic fails the call.
 func (p processorServer) Process(ctx context.Context, req *pluginpb.ProcessRequest) (*pluginpb.ProcessResponse, error) {
+	p.inflight.Add(1)
+	defer p.inflight.Add(-1)
 	st := p.current()
 	if st == nil {
 		return nil, status.Error(codes.FailedPrecondition, "not configured: Configure must be called first")
