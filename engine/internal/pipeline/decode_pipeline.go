@@ -112,6 +112,7 @@ func (d *decoder) tables(dst *[]Table) field {
 				"from":       d.str(&t.From),
 				"window":     d.duration(&t.Window),
 				"time_field": d.str(&t.TimeField),
+				"version":    d.str(&t.Version),
 			})
 			*dst = append(*dst, t)
 		})

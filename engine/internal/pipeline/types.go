@@ -200,6 +200,10 @@ type Table struct {
 	Window time.Duration
 	// TimeField is the timestamp field of windows; empty: the record time.
 	TimeField string
+	// Version is a latest table's version field (a timestamp or integer,
+	// such as updated_at): a record older than the stored row changes
+	// nothing. Empty: the last record to arrive wins.
+	Version string
 	// Pos is where the table was declared.
 	Pos Pos
 }

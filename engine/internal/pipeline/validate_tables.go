@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"regexp"
+	"slices"
 
 	"github.com/billing-engine/billing/engine/expr"
 )
@@ -45,6 +46,12 @@ func (c *pipelineCheck) latestTable(path, ctx string, t *Table) {
 	for _, f := range t.Fields {
 		c.tableField(path+".fields", ctx+": fields", f, nil)
 	}
+	if t.Version != "" {
+		c.tableField(path+".version", ctx+": version", t.Version, []expr.Type{expr.Time, expr.Int})
+		if len(t.Fields) > 0 && !slices.Contains(t.Fields, t.Version) {
+			c.errorf(path+".version", "%s: version: %q must be one of the fields the table keeps", ctx, t.Version)
+		}
+	}
 	for key, set := range map[string]bool{"group_by": t.GroupBy != "", "by": len(t.By) > 0, "sum": t.Sum != "", "from": t.From != "", "window": t.Window != 0} {
 		if set {
 			c.errorf(path+"."+key, "%s: %s: only count and aggregate tables take it", ctx, key)
@@ -55,6 +62,9 @@ func (c *pipelineCheck) latestTable(path, ctx string, t *Table) {
 func (c *pipelineCheck) aggTable(path, ctx string, t *Table, latest map[string]bool) {
 	if len(t.Fields) > 0 {
 		c.errorf(path+".fields", "%s: fields: only latest tables take it", ctx)
+	}
+	if t.Version != "" {
+		c.errorf(path+".version", "%s: version: only latest tables take it", ctx)
 	}
 	if t.GroupBy != "" {
 		c.tableField(path+".group_by", ctx+": group_by", t.GroupBy, nil)

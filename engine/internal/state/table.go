@@ -50,6 +50,12 @@ type Def struct {
 	// TimeField is the timestamp field windows use; empty uses the
 	// record's Kafka timestamp.
 	TimeField string
+	// Version is a latest table's version field (a timestamp or an
+	// integer): a record whose version is older than the stored row's
+	// changes nothing, in the table or in the aggregates of it, so that
+	// records of one key from several producers may arrive out of order.
+	// Empty: the last record to arrive wins.
+	Version string
 }
 
 // Repartitioned reports whether the table is keyed by something other than

@@ -230,11 +230,16 @@ func (b *batchState) update(rec map[string]any, key []byte, ts time.Time) ([]Out
 func (b *batchState) plan(rec map[string]any, key string, ts time.Time) ([]pendingChange, error) {
 	var out []pendingChange
 	olds := map[string]map[string]any{}
+	stale := map[string]bool{}
 	for _, d := range b.t.Defs {
 		if d.Kind == state.Latest {
 			old, err := b.row(d.Name, key)
 			if err != nil {
 				return nil, fmt.Errorf("table %s: %w", d.Name, err)
+			}
+			if d.Version != "" && old != nil && olderVersion(rec[d.Version], old[d.Version]) {
+				stale[d.Name] = true
+				continue
 			}
 			olds[d.Name] = old
 			out = append(out, pendingChange{def: d, row: d.Project(rec)})
@@ -242,6 +247,9 @@ func (b *batchState) plan(rec map[string]any, key string, ts time.Time) ([]pendi
 		}
 		var old map[string]any
 		if d.From != "" {
+			if stale[d.From] {
+				continue // the row it aggregates did not change
+			}
 			old = olds[d.From]
 		}
 		cs, err := contributions(d, old, rec, []byte(key), ts)
@@ -341,4 +349,36 @@ func decodeJSON(b []byte) (map[string]any, error) {
 	var m map[string]any
 	err := dec.Decode(&m)
 	return m, err
+}
+
+// olderVersion reports whether version a is older than b. Versions are
+// timestamps or integers; a stored row's timestamp has been through JSON
+// and may be a string or a number. A missing version is never older, and
+// nothing is older than a missing one.
+func olderVersion(a, b any) bool {
+	x, okA := versionNanos(a)
+	y, okB := versionNanos(b)
+	return okA && okB && x < y
+}
+
+func versionNanos(v any) (int64, bool) {
+	switch v := v.(type) {
+	case time.Time:
+		return v.UnixNano(), true
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		return t.UnixNano(), err == nil
+	case int64:
+		return v, true
+	case int:
+		return int64(v), true
+	case int32:
+		return int64(v), true
+	case float64:
+		return int64(v), true
+	case json.Number:
+		n, err := v.Int64()
+		return n, err == nil
+	}
+	return 0, false
 }
