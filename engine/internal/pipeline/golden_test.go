@@ -13,7 +13,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // testEnv is the environment the testdata files are loaded with.
 func testEnv(name string) (string, bool) {
-	env := map[string]string{"SET_VAR": "set", "EMPTY_VAR": ""}
+	plugins, _ := filepath.Abs("testdata/billing-plugins") // stand-ins for the billing file's plugins
+	env := map[string]string{"SET_VAR": "set", "EMPTY_VAR": "", "BILLING_PLUGIN_DIR": plugins}
 	v, ok := env[name]
 	return v, ok
 }

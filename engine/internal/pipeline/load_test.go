@@ -28,7 +28,7 @@ func mapEnv(m map[string]string) func(string) (string, bool) {
 var engineBuiltin = map[string]bool{"db-upsert": true}
 
 func TestBillingFile(t *testing.T) {
-	f, err := Load(billingFile, WithLookupEnv(noEnv))
+	f, err := Load(billingFile, WithLookupEnv(testEnv))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -47,13 +47,13 @@ func TestBillingFile(t *testing.T) {
 		{"HTTP.Advertise", f.HTTP.Advertise, "http://127.0.0.1:8080"},
 		{"HTTP.APIToken", f.HTTP.APIToken, ""},
 		{"Email.SMTPAddr", f.Email.SMTPAddr, ""},
-		{"pipelines", len(f.Pipelines), 2},
+		{"pipelines", len(f.Pipelines), 6},
 		{"tables", len(f.Pipelines[0].Tables), 3},
 		{"table kind", f.Pipelines[0].Tables[1].Kind, "aggregate"},
 		{"branches", len(f.Pipelines[0].Branches), 5},
 		{"DLQ", f.Pipelines[0].Errors.DLQ, "transactions.dlq"},
 		{"when", f.Pipelines[0].Branches[0].When, `status == "APPROVED"`},
-		{"WhenPos", f.Pipelines[0].Branches[0].WhenPos, Pos{42, 32}},
+		{"WhenPos", f.Pipelines[0].Branches[0].WhenPos, Pos{56, 32}},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s: got %#v, want %#v", c.name, c.got, c.want)
