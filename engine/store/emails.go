@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sizes of the emails-sent log's columns.
+const (
+	// MaxEmailKindLen bounds EmailSent.Kind (ASCII).
+	MaxEmailKindLen = 16
+	// MaxMessageIDLen bounds EmailSent.MessageID, in characters.
+	MaxMessageIDLen = 255
+)
+
+// emailChunk bounds the ids of one SELECT and the rows of one INSERT of
+// the emails-sent log.
+const emailChunk = 200
+
+// EmailSent is one entry of the log of emails sent: at most one email of
+// each kind is ever sent for a transaction or an invoice.
+type EmailSent struct {
+	// RefID is what the email is about: a transaction or invoice id. It
+	// has the form of an id (see MaxIDLen).
+	RefID string
+	// Kind says which email it is, e.g. "billed" or "invoice": 1 to
+	// MaxEmailKindLen characters of printable ASCII.
+	Kind string
+	// Recipient is the address the email went to.
+	Recipient string
+	// MessageID is the email's Message-ID header, for finding it in a mail
+	// log.
+	MessageID string
+	// SentAt is when it was sent; the zero time means now.
+	SentAt time.Time
+}
+
+// Check reports, with ErrInvalid, the first value of e that the log
+// cannot hold. MarkEmailsSent checks every entry; a caller that learns of
+// a bad value only then has sent an email it cannot record, so check
+// first.
+func (e *EmailSent) Check() error {
+	if err := checkID("ref_id", e.RefID); err != nil {
+		return err
+	}
+	if len(e.Kind) > MaxEmailKindLen {
+		return fmt.Errorf("%w: kind: want 1 to %d characters, got %d", ErrInvalid, MaxEmailKindLen, len(e.Kind))
+	}
+	if err := checkID("kind", e.Kind); err != nil {
+		return err
+	}
+	if err := checkLen("recipient", e.Recipient, MaxEmailLen); err != nil {
+		return err
+	}
+	if err := checkLen("message_id", e.MessageID, MaxMessageIDLen); err != nil {
+		return err
+	}
+	return nil
+}
+
+// EmailsSent reports which of refIDs already have an email of kind in the
+// log: the map holds true for each of those and nothing for the others.
+// It reads in chunks of a few hundred ids, one query each.
+func (db *DB) EmailsSent(ctx context.Context, kind string, refIDs []string) (map[string]bool, error) {
+	sent := make(map[string]bool)
+	for start := 0; start < len(refIDs); start += emailChunk {
+		chunk := refIDs[start:min(start+emailChunk, len(refIDs))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, kind)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := db.r.QueryContext(ctx, "SELECT ref_id FROM emails_sent WHERE kind = ? AND ref_id IN "+placeholders(len(chunk)), args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: emails sent: %w", err)
+		}
+		err = scanRefIDs(rows, sent)
+		if err != nil {
+			return nil, fmt.Errorf("store: emails sent: %w", err)
+		}
+	}
+	return sent, nil
+}
+
+func scanRefIDs(rows *sql.Rows, into map[string]bool) error {
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		into[id] = true
+	}
+	return rows.Err()
+}
+
+// MarkEmailsSent records sent in the log, in one database transaction with
+// one multi-row INSERT per chunk of a few hundred entries. An entry whose
+// (RefID, Kind) is in the log already, or earlier in sent, is left out:
+// the first record of an email stays. Every entry must pass Check; the
+// first that does not fails the call with ErrInvalid before anything is
+// written.
+func (db *DB) MarkEmailsSent(ctx context.Context, sent []EmailSent) error {
+	if len(sent) == 0 {
+		return nil
+	}
+	now := db.clock()
+	rows := make([]EmailSent, len(sent))
+	for i, e := range sent {
+		if err := e.Check(); err != nil {
+			return fmt.Errorf("email sent %d (%s %s): %w", i, e.Kind, e.RefID, err)
+		}
+		e.SentAt = millis(e.SentAt)
+		if e.SentAt.IsZero() {
+			e.SentAt = now
+		}
+		rows[i] = e
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		for start := 0; start < len(rows); start += emailChunk {
+			chunk := rows[start:min(start+emailChunk, len(rows))]
+			var q strings.Builder
+			q.WriteString(db.d.insertKeep + " INTO emails_sent (ref_id, kind, recipient, message_id, sent_at) VALUES ")
+			args := make([]any, 0, len(chunk)*5)
+			for i, e := range chunk {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				q.WriteString(placeholders(5))
+				args = append(args, e.RefID, e.Kind, e.Recipient, e.MessageID, db.d.t(e.SentAt))
+			}
+			q.WriteString(db.d.keepSuffix)
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+				return fmt.Errorf("store: mark emails sent: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// GetEmailSent returns the log entry of the email of kind about refID, or
+// ErrNotFound when none was recorded.
+func (db *DB) GetEmailSent(ctx context.Context, refID, kind string) (EmailSent, error) {
+	e := EmailSent{RefID: refID, Kind: kind}
+	var at dbTime
+	err := db.r.QueryRowContext(ctx, "SELECT recipient, message_id, sent_at FROM emails_sent WHERE ref_id = ? AND kind = ?", refID, kind).
+		Scan(&e.Recipient, &e.MessageID, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("%w: email %s %s", ErrNotFound, kind, refID)
+	}
+	if err != nil {
+		return e, fmt.Errorf("store: get email sent: %w", err)
+	}
+	e.SentAt = at.t
+	return e, nil
+}

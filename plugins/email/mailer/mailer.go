@@ -1,0 +1,344 @@
+// Package mailer is the email plugin's logic: it sends one email per
+// billed transaction (records of billing.Transaction, from the topic
+// transactions.billed) or per invoice (records of billing.Invoice, from
+// the topic invoices), to the client's address in the store, over SMTP or
+// into an outbox folder of .eml files. The binary in the parent folder,
+// plugins/email, serves it as an out-of-process plugin.
+//
+// # Settings
+//
+// The plugin's `config:` in the pipeline file:
+//
+//	dsn: embedded              # the store (store.Open); default "embedded"
+//	data_dir: ./data           # the embedded store's directory; default "./data"
+//	smtp_addr: mail:587        # host:port; empty or absent: write .eml files instead
+//	outbox_dir: ./data/outbox  # where .eml files go; default <data_dir>/outbox
+//	from: Billing <billing@example.com>   # default "billing@localhost"
+//	smtp_user: billing         # AUTH PLAIN when the server offers AUTH
+//	smtp_password: secret
+//	smtp_insecure_skip_verify: false      # true accepts any STARTTLS certificate (test servers)
+//	templates: ./mail          # files here replace the embedded templates of the same name
+//	timeout: 10s               # bounds each SMTP dial and each command (a duration, or seconds)
+//
+// An unknown setting is an error naming it. The pipeline's source schema
+// says what the records are: billing.Transaction (email kind "billed";
+// only records with status BILLED get one) or billing.Invoice (kind
+// "invoice").
+//
+// # Exactly one email per transaction or invoice
+//
+// The store's emails-sent log holds one row per (ref id, kind). A batch
+// first looks up which of its records have had their email, and skips
+// them, and duplicates within the batch; it records what it sent after
+// every 100 messages and at the end. So a batch that is retried, or a
+// replay after a crash, sends nothing twice, with one exception that SMTP
+// leaves no way around: when the process dies (or the database fails)
+// after the server accepted a message and before the message is
+// recorded, that message is sent again when the batch is retried. It then
+// has the same Message-ID (<kind.ref_id@domain of from>), so a mail log
+// or a client that deduplicates recognises it. The outbox is exactly once:
+// a message's file name depends only on its kind and ref id, and a file
+// is written whole or not at all.
+//
+// The check and the record are not one atomic step across processes:
+// exactly-once relies on one record being processed by one partition at a
+// time, which the topics keyed by transaction or invoice id provide.
+//
+// # Failures
+//
+//   - A record that does not decode, names a client the store does not
+//     have, has a client with an unusable address, or whose message the
+//     server refuses for good (a 5xx reply to RCPT TO or DATA) goes to the
+//     dead-letter queue with the reason; the others go on.
+//   - The store or the mail server unavailable (a failed connection, a
+//     connection broken mid-batch, a 4xx reply), or a full disk under the
+//     outbox: what was sent is recorded (when the store allows), and the
+//     batch fails with an error wrapping sdk.ErrUnavailable, which the
+//     engine retries with backoff for as long as it takes.
+//   - A permanent failure of the session (AUTH or MAIL FROM refused with
+//     5xx, a certificate that does not verify) fails the batch with a
+//     plain error: the engine retries it and then dead-letters it.
+//
+// # Templates
+//
+// Each kind has three templates, embedded in the binary:
+// <kind>.subject.tmpl and <kind>.txt.tmpl (text/template) and
+// <kind>.html.tmpl (html/template), executed with BilledEmail or
+// InvoiceEmail. The message is multipart/alternative with both parts in
+// UTF-8, quoted-printable. The subject is cut to 200 characters, its
+// control characters and line breaks become spaces, and it is
+// RFC 2047-encoded when not ASCII; the To name is cleaned the same way,
+// so no record can add a header.
+package mailer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/billing-engine/billing/engine/sdk"
+	"github.com/billing-engine/billing/engine/store"
+)
+
+// Name is the plugin's name. The plugin has no outputs: a record that
+// got its email is done.
+const Name = "email"
+
+// ErrConfig reports a bad setting; the error names it.
+var ErrConfig = errors.New("email: config")
+
+// recordEvery is how many sent messages are recorded at a time within a
+// batch, so that a crash leaves few sent and unrecorded.
+const recordEvery = 100
+
+// Mailer is the Processor. It is safe for concurrent use. Close it when
+// done (the engine does).
+type Mailer struct {
+	kind  string
+	parse func(map[string]any) (*request, error)
+	db    *store.DB
+	tmpl  templateSet
+	send  sender
+	from  *mail.Address
+	// domain is the from address's, for Message-IDs.
+	domain string
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New builds a Mailer from cfg: it checks every setting, loads the
+// templates, opens the store and makes the outbox folder or prepares the
+// SMTP connection (the server is first dialled by the first batch). It is
+// the plugin's sdk.Factory; errors name the setting and wrap ErrConfig,
+// or say that the store could not be opened.
+func New(ctx context.Context, cfg sdk.Config) (sdk.Processor, error) {
+	s, err := parseSettings(cfg.Settings)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	m := &Mailer{from: s.from, domain: s.domain, log: cfg.Log(), now: time.Now}
+	switch cfg.Schema {
+	case "billing.Transaction", "Transaction":
+		m.kind, m.parse = KindBilled, billedRequest
+	case "billing.Invoice", "Invoice":
+		m.kind, m.parse = KindInvoice, invoiceRequest
+	default:
+		errs = append(errs, fmt.Errorf("%w: source schema %q: want billing.Transaction (from transactions.billed) or billing.Invoice (from invoices)", ErrConfig, cfg.Schema))
+	}
+	if m.tmpl, err = loadTemplates(s.templates); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if s.smtpAddr != "" {
+		m.send = newSMTPSender(s, m.log)
+	} else if m.send, err = newOutbox(s.outboxDir); err != nil {
+		return nil, err
+	}
+	if m.db, err = store.Open(ctx, s.dsn, store.DataDir(s.dataDir)); err != nil {
+		return nil, fmt.Errorf("email: open store: %w", err)
+	}
+	m.log.Info("email configured", "kind", m.kind, "to", m.send.String(), "store", m.db.String(), "from", s.from.String())
+	return m, nil
+}
+
+// Close closes the store and the idle SMTP connections.
+func (m *Mailer) Close() error {
+	return errors.Join(m.send.close(), m.db.Close())
+}
+
+// Process sends the emails the batch asks for. Every record's Result has
+// no emits; one that cannot be emailed has a DLQ reason. See the package
+// documentation for what fails the batch.
+func (m *Mailer) Process(ctx context.Context, batch []sdk.Record) ([]sdk.Result, error) {
+	results := make([]sdk.Result, len(batch))
+	reqs := m.requests(batch, results)
+	if len(reqs) == 0 {
+		return results, nil
+	}
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.refID
+	}
+	sent, err := m.db.EmailsSent(ctx, m.kind, ids)
+	if err != nil {
+		return nil, m.storeErr(ctx, err)
+	}
+	todo := reqs[:0]
+	for _, r := range reqs {
+		if !sent[r.refID] {
+			todo = append(todo, r)
+		}
+	}
+	msgs, err := m.messages(ctx, todo, results)
+	if err != nil {
+		return nil, err
+	}
+	n, err := m.deliver(ctx, msgs, results)
+	m.log.Debug("email batch", "records", len(batch), "sent", n, "already_sent", len(reqs)-len(todo))
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// requests reads the records, setting the Result of those that get no
+// email: a DLQ reason for a record that cannot be read, nothing for one
+// that is not to be emailed or that repeats an earlier record's ref id.
+func (m *Mailer) requests(batch []sdk.Record, results []sdk.Result) []*request {
+	var reqs []*request
+	seen := make(map[string]bool, len(batch))
+	for i, rec := range batch {
+		if rec.Data == nil {
+			results[i].DLQ = "email: record not decoded"
+			continue
+		}
+		r, err := m.parse(rec.Data)
+		if err != nil {
+			results[i].DLQ = "email: " + err.Error()
+			continue
+		}
+		if r == nil || seen[r.refID] {
+			continue
+		}
+		check := store.EmailSent{RefID: r.refID, Kind: m.kind}
+		if err := check.Check(); err != nil {
+			results[i].DLQ = "email: " + err.Error()
+			continue
+		}
+		seen[r.refID] = true
+		r.index = i
+		reqs = append(reqs, r)
+	}
+	return reqs
+}
+
+// messages looks up the clients and renders the messages of reqs. A
+// client that does not exist or has no usable address, or a template that
+// fails, sends its records to the DLQ; a store error fails the batch.
+func (m *Mailer) messages(ctx context.Context, reqs []*request, results []sdk.Result) ([]*message, error) {
+	clients := map[string]*store.Client{}
+	var msgs []*message
+	for _, r := range reqs {
+		c, ok := clients[r.clientID]
+		if !ok {
+			got, err := m.db.GetClient(ctx, r.clientID)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return nil, m.storeErr(ctx, err)
+			default:
+				c = &got
+			}
+			clients[r.clientID] = c
+		}
+		if c == nil {
+			results[r.index].DLQ = fmt.Sprintf("email: client %s not found", r.clientID)
+			continue
+		}
+		msg, err := m.render(r, c)
+		if err != nil {
+			results[r.index].DLQ = err.Error()
+			continue
+		}
+		msgs = append(msgs, msg)
+	}
+	return msgs, nil
+}
+
+// render makes the message of r to client c.
+func (m *Mailer) render(r *request, c *store.Client) (*message, error) {
+	to, err := mail.ParseAddress(c.Email)
+	if err != nil || strings.ContainsFunc(to.Address, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return nil, fmt.Errorf("email: client %s: address %q is not usable", c.ID, c.Email)
+	}
+	r.setClient(Recipient{ClientID: c.ID, Name: c.Name, Email: to.Address})
+	subject, text, html, err := m.tmpl[m.kind].execute(r.data())
+	if err != nil {
+		return nil, fmt.Errorf("email: template: %w", err)
+	}
+	id := messageID(m.kind, r.refID, m.domain)
+	data, err := render(*m.from, mail.Address{Name: c.Name, Address: to.Address}, id, subject, text, html, m.now())
+	if err != nil {
+		return nil, err
+	}
+	msg := &message{index: r.index, kind: m.kind, refID: r.refID, from: m.from.Address, to: to.Address, id: id, data: data}
+	if err := (&store.EmailSent{RefID: r.refID, Kind: m.kind, Recipient: msg.to, MessageID: id}).Check(); err != nil {
+		return nil, fmt.Errorf("email: %w", err)
+	}
+	return msg, nil
+}
+
+// deliver sends msgs, records what was sent every recordEvery messages
+// and at the end, and sets the Results of refused messages. It returns
+// how many were sent.
+func (m *Mailer) deliver(ctx context.Context, msgs []*message, results []sdk.Result) (int, error) {
+	var pending []store.EmailSent
+	sent := 0
+	record := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := m.db.MarkEmailsSent(ctx, pending); err != nil {
+			return m.storeErr(ctx, err)
+		}
+		pending = pending[:0]
+		return nil
+	}
+	err := m.send.send(ctx, msgs, func(i int, refused string) error {
+		msg := msgs[i]
+		if refused != "" {
+			results[msg.index].DLQ = refused
+			m.log.Warn("email refused", "kind", msg.kind, "ref_id", msg.refID, "to", msg.to, "reason", refused)
+			return nil
+		}
+		sent++
+		pending = append(pending, store.EmailSent{RefID: msg.refID, Kind: msg.kind, Recipient: msg.to, MessageID: msg.id, SentAt: m.now()})
+		if len(pending) >= recordEvery {
+			return record()
+		}
+		return nil
+	})
+	if err != nil {
+		// Record what went before the failure, with a context of its
+		// own: ctx may be what failed.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if rerr := m.recordAfterFailure(rctx, pending); rerr != nil {
+			m.log.Error("emails sent but not recorded: they will be sent again when the batch is retried", "kind", m.kind, "count", len(pending), "err", rerr)
+		}
+		m.log.Warn("email batch failed", "kind", m.kind, "sent", sent, "err", err)
+		return sent, err
+	}
+	if err := record(); err != nil {
+		m.log.Error("emails sent but not recorded: they will be sent again when the batch is retried", "kind", m.kind, "count", len(pending), "err", err)
+		return sent, err
+	}
+	if sent > 0 {
+		m.log.Info("emails sent", "kind", m.kind, "count", sent, "to", m.send.String())
+	}
+	return sent, nil
+}
+
+func (m *Mailer) recordAfterFailure(ctx context.Context, pending []store.EmailSent) error {
+	if len(pending) == 0 {
+		return nil
+	}
+	return m.db.MarkEmailsSent(ctx, pending)
+}
+
+// storeErr wraps a store failure: as unavailable, so that the engine
+// retries the batch until the database is back, unless ctx ended.
+func (m *Mailer) storeErr(ctx context.Context, err error) error {
+	err = fmt.Errorf("email: store: %w", err)
+	if ctx.Err() != nil {
+		return err
+	}
+	return sdk.Unavailable(err)
+}

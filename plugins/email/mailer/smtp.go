@@ -1,0 +1,307 @@
+package mailer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/smtp"
+	"net/textproto"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/billing-engine/billing/engine/sdk"
+)
+
+const (
+	// maxIdleConns bounds the connections kept open between batches.
+	maxIdleConns = 4
+	// maxIdleTime is how long an idle connection is kept: less than the
+	// few minutes after which servers commonly drop a quiet client.
+	maxIdleTime = 30 * time.Second
+)
+
+// smtpSender sends over SMTP with net/smtp: one connection per batch,
+// taken from a small pool of idle ones or dialled, with STARTTLS when the
+// server offers it and AUTH PLAIN when it offers AUTH and a user is set.
+// It is safe for concurrent use: concurrent batches use different
+// connections.
+type smtpSender struct {
+	addr, host string
+	helo       string
+	tls        *tls.Config
+	user, pwd  string
+	timeout    time.Duration
+	log        *slog.Logger
+
+	mu     sync.Mutex
+	idle   []*smtpConn // most recently used last
+	closed bool
+	warned bool // the server offered no AUTH although a user is set
+}
+
+func newSMTPSender(s settings, log *slog.Logger) *smtpSender {
+	return &smtpSender{
+		addr: s.smtpAddr, host: s.smtpHost, helo: heloName(),
+		tls:  &tls.Config{ServerName: s.smtpHost, InsecureSkipVerify: s.insecure, MinVersion: tls.VersionTLS12}, //nolint:gosec // the user's choice, for test servers
+		user: s.user, pwd: s.password, timeout: s.timeout, log: log,
+	}
+}
+
+// heloName is the name this host gives in EHLO: its host name when that is
+// a plausible domain, else "localhost".
+func heloName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" || len(h) > 253 || strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "" {
+		return "localhost"
+	}
+	return h
+}
+
+func (s *smtpSender) String() string { return "SMTP server " + s.addr }
+
+// smtpConn is one open SMTP session, between mail transactions.
+type smtpConn struct {
+	raw   net.Conn
+	c     *smtp.Client
+	since time.Time // when it went idle
+}
+
+// deadline bounds the next command and its reply.
+func (sc *smtpConn) deadline(d time.Duration) { _ = sc.raw.SetDeadline(time.Now().Add(d)) }
+
+// quit says goodbye politely, within d, and closes the connection.
+func (sc *smtpConn) quit(d time.Duration) {
+	sc.deadline(d)
+	if err := sc.c.Quit(); err != nil {
+		_ = sc.c.Close()
+	}
+}
+
+func (s *smtpSender) send(ctx context.Context, msgs []*message, done func(int, string) error) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	sc, err := s.get(ctx)
+	if err != nil {
+		return err
+	}
+	// Cancelling ctx interrupts whatever the connection is waiting for.
+	stop := context.AfterFunc(ctx, func() { _ = sc.raw.SetDeadline(time.Unix(1, 0)) })
+	healthy := false
+	defer func() {
+		if stop() && healthy {
+			s.put(sc)
+			return
+		}
+		_ = sc.c.Close()
+	}()
+	for i, m := range msgs {
+		refused, err := s.deliver(sc, m)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("email: smtp %s: %w", s.addr, errors.Join(ctx.Err(), err))
+			}
+			return err
+		}
+		if err := done(i, refused); err != nil {
+			healthy = true // between transactions: the session can go on
+			return err
+		}
+	}
+	healthy = true
+	return nil
+}
+
+// deliver runs one mail transaction. It returns the server's reply when
+// the server refused the recipient or the message for good (5xx), and an
+// error when the session cannot go on.
+func (s *smtpSender) deliver(sc *smtpConn, m *message) (refused string, err error) {
+	sc.deadline(s.timeout)
+	if err := sc.c.Mail(m.from); err != nil {
+		return "", s.fail("MAIL FROM", err)
+	}
+	sc.deadline(s.timeout)
+	if err := sc.c.Rcpt(m.to); err != nil {
+		return s.refuse(sc, "RCPT TO", m, err)
+	}
+	sc.deadline(s.timeout)
+	w, err := sc.c.Data()
+	if err != nil {
+		return s.refuse(sc, "DATA", m, err)
+	}
+	sc.deadline(s.timeout + time.Duration(len(m.data)/(64<<10))*time.Second)
+	if _, err := w.Write(m.data); err != nil {
+		return "", s.fail("DATA", err)
+	}
+	if err := w.Close(); err != nil {
+		return s.refuse(sc, "end of DATA", m, err)
+	}
+	return "", nil
+}
+
+// refuse turns a permanent (5xx) reply about one message into its
+// refusal, after resetting the transaction so that the next message can
+// go; any other error is the session's.
+func (s *smtpSender) refuse(sc *smtpConn, cmd string, m *message, err error) (string, error) {
+	var tp *textproto.Error
+	if !errors.As(err, &tp) || tp.Code < 500 {
+		return "", s.fail(cmd, err)
+	}
+	sc.deadline(s.timeout)
+	if rerr := sc.c.Reset(); rerr != nil {
+		return "", s.fail("RSET", rerr)
+	}
+	return fmt.Sprintf("email: %s <%s> refused: %d %s", cmd, m.to, tp.Code, tp.Msg), nil
+}
+
+// fail wraps a failure of the session: with sdk.Unavailable when it will
+// pass by itself (a 4xx reply, a network error, the connection closed),
+// as is otherwise (a 5xx reply to MAIL FROM or AUTH, a TLS certificate
+// that does not verify, net/smtp refusing AUTH on a plain connection).
+func (s *smtpSender) fail(cmd string, err error) error {
+	err = fmt.Errorf("email: smtp %s: %s: %w", s.addr, cmd, err)
+	if transient(err) {
+		return sdk.Unavailable(err)
+	}
+	return err
+}
+
+func transient(err error) bool {
+	var tp *textproto.Error
+	if errors.As(err, &tp) {
+		return tp.Code >= 400 && tp.Code < 500
+	}
+	var ne net.Error
+	var cv *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &cv):
+		return false
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return true
+	}
+	return false
+}
+
+// get returns an idle connection that still answers, or a new one.
+func (s *smtpSender) get(ctx context.Context) (*smtpConn, error) {
+	for {
+		s.mu.Lock()
+		n := len(s.idle)
+		if n == 0 {
+			s.mu.Unlock()
+			break
+		}
+		sc := s.idle[n-1]
+		s.idle = s.idle[:n-1]
+		s.mu.Unlock()
+		if time.Since(sc.since) > maxIdleTime {
+			sc.quit(time.Second)
+			continue
+		}
+		sc.deadline(s.timeout)
+		if err := sc.c.Noop(); err != nil {
+			_ = sc.c.Close()
+			continue
+		}
+		return sc, nil
+	}
+	return s.dial(ctx)
+}
+
+// put keeps sc for the next batch, or closes it when the pool is full or
+// closed.
+func (s *smtpSender) put(sc *smtpConn) {
+	sc.since = time.Now()
+	s.mu.Lock()
+	if !s.closed && len(s.idle) < maxIdleConns {
+		s.idle = append(s.idle, sc)
+		sc = nil
+	}
+	s.mu.Unlock()
+	if sc != nil {
+		sc.quit(time.Second)
+	}
+}
+
+// dial opens a session: connect, greeting, EHLO, STARTTLS when offered,
+// AUTH PLAIN when offered and a user is set.
+func (s *smtpSender) dial(ctx context.Context) (*smtpConn, error) {
+	d := net.Dialer{Timeout: s.timeout}
+	raw, err := d.DialContext(ctx, "tcp", s.addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("email: smtp %s: connect: %w", s.addr, err)
+		}
+		return nil, sdk.Unavailable(fmt.Errorf("email: smtp %s: connect: %w", s.addr, err))
+	}
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	sc := &smtpConn{raw: raw}
+	sc.deadline(s.timeout)
+	if sc.c, err = smtp.NewClient(raw, s.host); err != nil {
+		_ = raw.Close()
+		return nil, s.fail("greeting", err)
+	}
+	if err := s.open(sc); err != nil {
+		_ = sc.c.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("email: smtp %s: %w", s.addr, errors.Join(ctx.Err(), err))
+		}
+		return nil, err
+	}
+	return sc, nil
+}
+
+func (s *smtpSender) open(sc *smtpConn) error {
+	sc.deadline(s.timeout)
+	if err := sc.c.Hello(s.helo); err != nil {
+		return s.fail("EHLO", err)
+	}
+	if ok, _ := sc.c.Extension("STARTTLS"); ok {
+		sc.deadline(s.timeout)
+		if err := sc.c.StartTLS(s.tls); err != nil {
+			return s.fail("STARTTLS", err)
+		}
+	}
+	if s.user == "" {
+		return nil
+	}
+	if ok, _ := sc.c.Extension("AUTH"); !ok {
+		s.warnNoAuth()
+		return nil
+	}
+	sc.deadline(s.timeout)
+	if err := sc.c.Auth(smtp.PlainAuth("", s.user, s.pwd, s.host)); err != nil {
+		return s.fail("AUTH", err)
+	}
+	return nil
+}
+
+func (s *smtpSender) warnNoAuth() {
+	s.mu.Lock()
+	first := !s.warned
+	s.warned = true
+	s.mu.Unlock()
+	if first {
+		s.log.Warn("the SMTP server offers no AUTH: sending without authenticating although smtp_user is set", "smtp_addr", s.addr)
+	}
+}
+
+// close quits the idle connections; connections in use are closed when
+// their batch ends.
+func (s *smtpSender) close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle, s.closed = nil, true
+	s.mu.Unlock()
+	for _, sc := range idle {
+		sc.quit(time.Second)
+	}
+	return nil
+}
