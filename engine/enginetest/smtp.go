@@ -8,11 +8,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -98,6 +101,8 @@ type SMTPServer struct {
 	ln        *trackingListener
 	served    chan struct{}
 
+	certDER []byte // the STARTTLS certificate, when offered
+
 	// mu guards the fields below. It is never held while taking
 	// lifecycle.
 	mu        sync.Mutex
@@ -124,6 +129,7 @@ func StartSMTP(t testing.TB, opts ...SMTPOption) *SMTPServer {
 			t.Fatalf("smtp server: certificate: %v", err)
 		}
 		s.cfg.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.certDER = cert.Certificate[0]
 	}
 	t.Cleanup(func() {
 		s.Stop()
@@ -133,6 +139,22 @@ func StartSMTP(t testing.TB, opts ...SMTPOption) *SMTPServer {
 	})
 	s.Start()
 	return s
+}
+
+// CAFile writes the server's self-signed STARTTLS certificate as PEM to a
+// file in the test's temporary directory and returns its path: what a
+// client trusts to verify the server (the email plugin's smtp_ca_file).
+// The server must have been started WithSTARTTLS.
+func (s *SMTPServer) CAFile(t testing.TB) string {
+	t.Helper()
+	if s.certDER == nil {
+		t.Fatal("smtp server: CAFile needs WithSTARTTLS")
+	}
+	path := filepath.Join(t.TempDir(), "smtp-ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.certDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // Addr is the server's host:port. It stays the same across Stop and

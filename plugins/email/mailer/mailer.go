@@ -16,6 +16,7 @@
 //	from: Billing <billing@example.com>   # default "billing@localhost"
 //	smtp_user: billing         # AUTH PLAIN when the server offers AUTH
 //	smtp_password: secret
+//	smtp_ca_file: ca.pem       # PEM certificates trusted for STARTTLS besides the system's
 //	smtp_insecure_skip_verify: false      # true accepts any STARTTLS certificate (test servers)
 //	templates: ./mail          # files here replace the embedded templates of the same name
 //	timeout: 10s               # bounds each SMTP dial and each command (a duration, or seconds)
@@ -56,8 +57,9 @@
 //     batch fails with an error wrapping sdk.ErrUnavailable, which the
 //     engine retries with backoff for as long as it takes.
 //   - A permanent failure of the session (AUTH or MAIL FROM refused with
-//     5xx, a certificate that does not verify) fails the batch with a
-//     plain error: the engine retries it and then dead-letters it.
+//     5xx, a certificate that does not verify) is never the records'
+//     fault: it is logged as an error and the batch waits as unavailable
+//     too, until the settings or the server are fixed.
 //
 // # Templates
 //

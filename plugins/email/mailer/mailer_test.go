@@ -420,8 +420,9 @@ func TestTemplatesOverride(t *testing.T) {
 }
 
 // TestPermanentSessionFailure: a server that refuses the session for good
-// fails the batch with a plain error (the engine retries, then
-// dead-letters), not as unavailable; nothing is sent or recorded.
+// fails the batch as unavailable too (the engine waits: a session failure
+// is never the records' fault, so none is dead-lettered); nothing is sent
+// or recorded.
 func TestPermanentSessionFailure(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	for _, tc := range []struct {
@@ -444,12 +445,38 @@ func TestPermanentSessionFailure(t *testing.T) {
 			}
 			m := newMailer(t, "billing.Transaction", s)
 			_, err := m.Process(t.Context(), records(tx("t-"+strings.ReplaceAll(tc.name, " ", "-"), "c-1", 100, "EUR", "x")))
-			if err == nil || errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %v, want a plain error about %s", err, tc.want)
+			if !errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an unavailable error about %s", err, tc.want)
 			}
 			if n := srv.Count(); n != 0 {
 				t.Errorf("got %d messages, want none", n)
 			}
 		})
+	}
+}
+
+// TestCAFileVerifiesTheServer: with smtp_ca_file the server's certificate
+// is verified (and trusted); without it or insecure_skip_verify the
+// session fails, as unavailable, and nothing is sent.
+func TestCAFileVerifiesTheServer(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	srv := startSMTP(t)
+	verified := e.smtpSettings(srv)
+	delete(verified, "smtp_insecure_skip_verify")
+	verified["smtp_ca_file"] = srv.CAFile(t)
+	if _, err := newMailer(t, "billing.Transaction", verified).Process(t.Context(), records(tx("t-ca", "c-1", 100, "EUR", "x"))); err != nil {
+		t.Fatalf("with smtp_ca_file: %v", err)
+	}
+	if n := srv.Count(); n != 1 || !srv.Messages()[0].TLS {
+		t.Fatalf("got %d messages (TLS %v), want 1 over TLS", n, n > 0 && srv.Messages()[0].TLS)
+	}
+	unverified := e.smtpSettings(srv)
+	delete(unverified, "smtp_insecure_skip_verify")
+	_, err := newMailer(t, "billing.Transaction", unverified).Process(t.Context(), records(tx("t-no-ca", "c-1", 100, "EUR", "x")))
+	if !errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("without smtp_ca_file: got %v, want an unavailable certificate error", err)
+	}
+	if n := srv.Count(); n != 1 {
+		t.Errorf("got %d messages, want still 1", n)
 	}
 }

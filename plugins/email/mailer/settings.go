@@ -1,6 +1,7 @@
 package mailer
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -24,6 +25,7 @@ const (
 	settingSMTPUser      = "smtp_user"
 	settingSMTPPassword  = "smtp_password"
 	settingSkipVerify    = "smtp_insecure_skip_verify"
+	settingCAFile        = "smtp_ca_file"
 	settingTemplates     = "templates"
 	settingTimeout       = "timeout"
 	defaultFrom          = "billing@localhost"
@@ -31,7 +33,7 @@ const (
 	defaultDataDir       = "./data"
 	defaultDSN           = "embedded"
 	maxMessageIDDomain   = 160
-	settingsListForError = "dsn, data_dir, smtp_addr, outbox_dir, from, smtp_user, smtp_password, smtp_insecure_skip_verify, templates, timeout"
+	settingsListForError = "dsn, data_dir, smtp_addr, outbox_dir, from, smtp_user, smtp_password, smtp_ca_file, smtp_insecure_skip_verify, templates, timeout"
 )
 
 // settings is the parsed configuration.
@@ -47,6 +49,9 @@ type settings struct {
 	user     string
 	password string
 	insecure bool
+	// roots are the CAs that verify the server's certificate: the
+	// system's, plus smtp_ca_file's.
+	roots *x509.CertPool
 	// templates is a directory of overriding templates, or "".
 	templates string
 	timeout   time.Duration
@@ -91,6 +96,17 @@ func parseSettings(raw map[string]any) (settings, error) {
 			str(k, v, &s.password)
 		case settingTemplates:
 			str(k, v, &s.templates)
+		case settingCAFile:
+			var file string
+			str(k, v, &file)
+			if file == "" {
+				break
+			}
+			roots, err := loadRoots(file)
+			if err != nil {
+				bad(k, "%v", err)
+			}
+			s.roots = roots
 		case settingSkipVerify:
 			b, err := parseBool(v)
 			if err != nil {
@@ -200,4 +216,21 @@ func parseDuration(v any) (time.Duration, error) {
 		return 0, fmt.Errorf("want a positive duration, got %v", v)
 	}
 	return d, nil
+}
+
+// loadRoots returns the system's certificate pool with the PEM
+// certificates of file added.
+func loadRoots(file string) (*x509.CertPool, error) {
+	pemBytes, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", file)
+	}
+	return roots, nil
 }

@@ -48,7 +48,7 @@ type smtpSender struct {
 func newSMTPSender(s settings, log *slog.Logger) *smtpSender {
 	return &smtpSender{
 		addr: s.smtpAddr, host: s.smtpHost, helo: heloName(),
-		tls:  &tls.Config{ServerName: s.smtpHost, InsecureSkipVerify: s.insecure, MinVersion: tls.VersionTLS12}, //nolint:gosec // the user's choice, for test servers
+		tls:  &tls.Config{ServerName: s.smtpHost, RootCAs: s.roots, InsecureSkipVerify: s.insecure, MinVersion: tls.VersionTLS12}, //nolint:gosec // the user's choice, for test servers
 		user: s.user, pwd: s.password, timeout: s.timeout, log: log,
 	}
 }
@@ -160,16 +160,19 @@ func (s *smtpSender) refuse(sc *smtpConn, cmd string, m *message, err error) (st
 	return fmt.Sprintf("email: %s <%s> refused: %d %s", cmd, m.to, tp.Code, tp.Msg), nil
 }
 
-// fail wraps a failure of the session: with sdk.Unavailable when it will
-// pass by itself (a 4xx reply, a network error, the connection closed),
-// as is otherwise (a 5xx reply to MAIL FROM or AUTH, a TLS certificate
-// that does not verify, net/smtp refusing AUTH on a plain connection).
+// fail wraps a failure of the session with sdk.Unavailable, so that the
+// engine waits and retries the batch rather than dead-lettering it: a
+// failure of the session is about the server or this plugin's settings,
+// never about the records. One that will not pass by itself (a 5xx reply
+// to MAIL FROM or AUTH, a TLS certificate that does not verify, net/smtp
+// refusing AUTH on a plain connection) is logged as an error to fix: the
+// emails wait, nothing is skipped, until the settings are.
 func (s *smtpSender) fail(cmd string, err error) error {
 	err = fmt.Errorf("email: smtp %s: %s: %w", s.addr, cmd, err)
-	if transient(err) {
-		return sdk.Unavailable(err)
+	if !transient(err) {
+		s.log.Error("the mail server refuses this plugin's session; emails wait until the settings are fixed", "err", err)
 	}
-	return err
+	return sdk.Unavailable(err)
 }
 
 func transient(err error) bool {
