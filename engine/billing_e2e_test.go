@@ -521,6 +521,11 @@ func TestEngineKilledDuringBilling(t *testing.T) {
 	c.waitReady(t)
 	r.createClients()
 	r.createTransactions(0, 600)
+	// Kill it while it emails: once some emails are out, before all are.
+	deadline := time.Now().Add(30 * time.Second)
+	for smtp.Count() < 50 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	c.kill(t)
 	t.Logf("engine killed with %d emails sent", smtp.Count())
 	c = startChild(t, bin, r.vars)

@@ -4,8 +4,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -97,6 +99,10 @@ func Serve(factory Factory, opts ...ServeOption) {
 	stderr := os.Stderr
 	level := levelFromEnv(os.Getenv(LogLevelEnv))
 	log := slog.New(newLogHandler(stderr, level))
+	// Once the engine is gone its end of stderr is closed: a log line
+	// must then fail, not kill the plugin with SIGPIPE in the middle of a
+	// call it is finishing (see watchParent).
+	signal.Ignore(syscall.SIGPIPE)
 	srv := newServer(factory, o.info, log)
 	defer srv.close()
 	go watchParent(os.Getppid(), time.Second, srv)

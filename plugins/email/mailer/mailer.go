@@ -31,7 +31,7 @@
 // The store's emails-sent log holds one row per (ref id, kind). A batch
 // first looks up which of its records have had their email, and skips
 // them, and duplicates within the batch; it records what it sent after
-// every 100 messages and at the end. So a batch that is retried, or a
+// every 25 messages and at the end. So a batch that is retried, or a
 // replay after a crash, sends nothing twice, with one exception that SMTP
 // leaves no way around: when the process dies (or the database fails)
 // after the server accepted a message and before the message is
@@ -95,7 +95,11 @@ var ErrConfig = errors.New("email: config")
 
 // recordEvery is how many sent messages are recorded at a time within a
 // batch, so that a crash leaves few sent and unrecorded.
-const recordEvery = 100
+const recordEvery = 25
+
+// recordTimeout bounds the recording of sent messages, which goes on when
+// the call that sent them was cancelled.
+const recordTimeout = 30 * time.Second
 
 // Mailer is the Processor. It is safe for concurrent use. Close it when
 // done (the engine does).
@@ -283,12 +287,17 @@ func (m *Mailer) render(r *request, c *store.Client) (*message, error) {
 func (m *Mailer) deliver(ctx context.Context, msgs []*message, results []sdk.Result) (int, error) {
 	var pending []store.EmailSent
 	sent := 0
+	// Messages the server accepted are recorded even when the caller has
+	// gone (the engine died, the call timed out): with a context of
+	// their own, since ctx may be what ended.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
 	record := func() error {
 		if len(pending) == 0 {
 			return nil
 		}
-		if err := m.db.MarkEmailsSent(ctx, pending); err != nil {
-			return m.storeErr(ctx, err)
+		if err := m.db.MarkEmailsSent(recordCtx, pending); err != nil {
+			return m.storeErr(recordCtx, err)
 		}
 		pending = pending[:0]
 		return nil
@@ -308,11 +317,8 @@ func (m *Mailer) deliver(ctx context.Context, msgs []*message, results []sdk.Res
 		return nil
 	})
 	if err != nil {
-		// Record what went before the failure, with a context of its
-		// own: ctx may be what failed.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if rerr := m.recordAfterFailure(rctx, pending); rerr != nil {
+		// Record what went before the failure.
+		if rerr := m.recordAfterFailure(recordCtx, pending); rerr != nil {
 			m.log.Error("emails sent but not recorded: they will be sent again when the batch is retried", "kind", m.kind, "count", len(pending), "err", rerr)
 		}
 		m.log.Warn("email batch failed", "kind", m.kind, "sent", sent, "err", err)

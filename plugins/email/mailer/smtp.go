@@ -91,22 +91,25 @@ func (s *smtpSender) send(ctx context.Context, msgs []*message, done func(int, s
 	if err != nil {
 		return err
 	}
-	// Cancelling ctx interrupts whatever the connection is waiting for.
-	stop := context.AfterFunc(ctx, func() { _ = sc.raw.SetDeadline(time.Unix(1, 0)) })
+	// A cancelled ctx stops the batch between messages, never in the
+	// middle of one: a message cut after the server took it would be
+	// neither known as sent nor recorded, and would go twice. Each
+	// command is bounded by the timeout setting instead.
 	healthy := false
 	defer func() {
-		if stop() && healthy {
+		if healthy {
 			s.put(sc)
 			return
 		}
 		_ = sc.c.Close()
 	}()
 	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			healthy = true // between transactions: the session can go on
+			return fmt.Errorf("email: smtp %s: %d of %d messages not sent: %w", s.addr, len(msgs)-i, len(msgs), err)
+		}
 		refused, err := s.deliver(sc, m)
 		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("email: smtp %s: %w", s.addr, errors.Join(ctx.Err(), err))
-			}
 			return err
 		}
 		if err := done(i, refused); err != nil {
