@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/billing-engine/billing/engine/avro"
+	"github.com/billing-engine/billing/engine/internal/billing"
 	"github.com/billing-engine/billing/engine/internal/embedded"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
 	"github.com/billing-engine/billing/engine/internal/query"
@@ -34,7 +35,8 @@ type Engine struct {
 	tracker *stream.Tracker // partitions owned and restoring
 	router  *query.Router   // nil without tables
 
-	db *store.DB // the client and transaction database; nil until Run opens it
+	db     *store.DB       // the client and transaction database; nil until Run opens it
+	cycles *billing.Cycles // the billing cycle runner; nil until the HTTP API is up
 
 	ready chan struct{}
 }
@@ -121,7 +123,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	if f.Kafka.CreateTopics {
-		if err := stream.EnsureTopics(ctx, brokers, cfg, f.TopicSpecs(), e.log); err != nil {
+		if err := stream.EnsureTopics(ctx, brokers, cfg, e.topicSpecs(), e.log); err != nil {
 			return err
 		}
 	}
@@ -156,6 +158,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	closers = append(closers, e.waitCycles) // after the server stops, before the database closes
 	closers = append(closers, func() error {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

@@ -46,15 +46,20 @@ func (e *Engine) openStore(ctx context.Context) (*store.DB, error) {
 }
 
 // startRelay starts the outbox relay, which publishes what the API
-// writes to the transactions topic, and a janitor that purges old outbox
-// entries and idempotency keys. The returned func stops both and waits.
+// writes to the transactions topic (and the invoices of billing cycles to
+// the invoices topic), and a janitor that purges old outbox entries and
+// idempotency keys. The returned func stops both and waits.
 func (e *Engine) startRelay(ctx context.Context, brokers []string, cfg *sarama.Config) (func() error, error) {
 	schema, err := e.reg.Schema("billing.Transaction")
 	if err != nil {
 		return nil, fmt.Errorf("engine: outbox relay: %w", err)
 	}
+	invoice := e.invoiceSchema()
+	if invoice == nil {
+		e.log.Warn("no billing.Invoice schema: invoices written by billing cycles are not published")
+	}
 	relay, err := outbox.New(outbox.Config{
-		Brokers: brokers, Sarama: cfg, Store: e.db, Schema: schema,
+		Brokers: brokers, Sarama: cfg, Store: e.db, Schema: schema, InvoiceSchema: invoice, InvoiceTopic: invoicesTopic,
 		ApplicationID: e.file.ApplicationID, CreateTopic: e.file.Kafka.CreateTopics,
 		ReplicationFactor: e.file.Kafka.ReplicationFactor, Owner: relayOwner(e.file.DataDir), Log: e.log,
 	})
@@ -104,10 +109,11 @@ func (e *Engine) purgeEvery(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// registerCRUD adds the client and transaction endpoints when the
-// database is open.
+// registerCRUD adds the client and transaction endpoints, and the
+// billing ones (see registerBilling), when the database is open.
 func (e *Engine) registerCRUD(api *httpapi.Server) {
 	if e.db != nil {
 		httpapi.RegisterCRUD(api, e.db, httpapi.CRUDLogger(e.log))
+		e.registerBilling(api)
 	}
 }

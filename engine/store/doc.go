@@ -13,7 +13,12 @@
 //   - idempotency keys: the first answer to a POST, replayed for a repeated
 //     key;
 //   - leases, so that one process at a time runs a singleton job such as
-//     the outbox relay.
+//     the outbox relay;
+//   - billing cycles (CreateCycle, ApprovedBetween, FinishCycle) and the
+//     invoices they write (WriteInvoices): one per client and currency
+//     with every billed charge and pending credit up to the cycle's end
+//     that no invoice has yet, each written with an outbox entry of kind
+//     invoice, so that the relay publishes it to the invoices topic.
 //
 // Every transaction that arrives on the transactions topic is mirrored here
 // by UpsertTransactions (the newer updated_at wins), so the API and the

@@ -27,4 +27,7 @@ var (
 	ErrBadDSN = errors.New("store: bad dsn")
 	// ErrInvalid: a value does not fit the schema (a size or a format).
 	ErrInvalid = errors.New("store: invalid value")
+	// ErrOverflow: a sum of money does not fit in int64 minor units; no
+	// wrong total is ever written.
+	ErrOverflow = errors.New("store: amount overflow")
 )

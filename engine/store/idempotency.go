@@ -62,3 +62,12 @@ func (db *DB) putIdempotency(ctx context.Context, tx *sql.Tx, i *Idempotency) er
 	}
 	return nil
 }
+
+// PutIdempotency stores i on its own, for an answer that is known only
+// after its work was committed (a billing cycle). Prefer passing the
+// record to the call that does the work, which stores both at once.
+// Errors: ErrKeyUsed when the key was stored first by another request,
+// ErrInvalid for a scope, key or fingerprint too long.
+func (db *DB) PutIdempotency(ctx context.Context, i Idempotency) error {
+	return db.write(ctx, func(tx *sql.Tx) error { return db.putIdempotency(ctx, tx, &i) })
+}

@@ -8,13 +8,35 @@ import (
 	"time"
 )
 
-// OutboxEntry is a version of a transaction waiting to be published.
+// OutboxKind says what an outbox entry carries, and so where the relay
+// publishes it.
+type OutboxKind string
+
+// The kinds of outbox entry.
+const (
+	// OutboxTransaction: a version of a transaction, for the transactions
+	// topic (Avro billing.Transaction).
+	OutboxTransaction OutboxKind = "transaction"
+	// OutboxInvoice: an invoice with its lines, for the invoices topic
+	// (Avro billing.Invoice).
+	OutboxInvoice OutboxKind = "invoice"
+)
+
+// OutboxEntry is a version of a transaction, or an invoice, waiting to be
+// published.
 type OutboxEntry struct {
 	// ID orders the entries: entries of one transaction are numbered in
 	// the order they were committed.
 	ID int64
-	// Transaction is the version to publish.
+	// Kind says which of Transaction and Invoice the entry carries. An
+	// entry of a kind this version does not know carries neither; a relay
+	// should report and skip it.
+	Kind OutboxKind
+	// Transaction is the version to publish (Kind OutboxTransaction).
 	Transaction Transaction
+	// Invoice is the invoice to publish, with its lines (Kind
+	// OutboxInvoice).
+	Invoice Invoice
 	// CreatedAt is when the entry was written.
 	CreatedAt time.Time
 }
@@ -58,7 +80,7 @@ func (db *DB) putOutbox(ctx context.Context, tx *sql.Tx, t Transaction) error {
 // row). A relay must therefore not treat "every id up to the last one
 // published" as published.
 func (db *DB) PendingOutbox(ctx context.Context, limit int) ([]OutboxEntry, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT outbox_id, payload, created_at FROM outbox WHERE sent_at IS NULL ORDER BY outbox_id LIMIT ?", max(limit, 1))
+	rows, err := db.r.QueryContext(ctx, "SELECT outbox_id, kind, payload, created_at FROM outbox WHERE sent_at IS NULL ORDER BY outbox_id LIMIT ?", max(limit, 1))
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox: %w", err)
 	}
@@ -68,20 +90,38 @@ func (db *DB) PendingOutbox(ctx context.Context, limit int) ([]OutboxEntry, erro
 		var e OutboxEntry
 		var payload []byte
 		var created dbTime
-		if err := rows.Scan(&e.ID, &payload, &created); err != nil {
+		if err := rows.Scan(&e.ID, &e.Kind, &payload, &created); err != nil {
 			return nil, fmt.Errorf("store: outbox: %w", err)
 		}
-		var p outboxPayload
-		if err := json.Unmarshal(payload, &p); err != nil {
+		e.CreatedAt = created.t
+		if err := e.decode(payload); err != nil {
 			return nil, fmt.Errorf("store: outbox entry %d: %w", e.ID, err)
 		}
-		e.Transaction, e.CreatedAt = Transaction(p), created.t
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: outbox: %w", err)
 	}
 	return out, nil
+}
+
+// decode sets the field of e that its kind names from the JSON payload.
+func (e *OutboxEntry) decode(payload []byte) error {
+	switch e.Kind {
+	case OutboxTransaction:
+		var p outboxPayload
+		if err := json.Unmarshal(payload, &p); err != nil {
+			return err
+		}
+		e.Transaction = Transaction(p)
+	case OutboxInvoice:
+		var p invoicePayload
+		if err := json.Unmarshal(payload, &p); err != nil {
+			return err
+		}
+		e.Invoice = p.invoice()
+	}
+	return nil
 }
 
 // MarkSent marks the outbox entries with the given ids sent. Ids already

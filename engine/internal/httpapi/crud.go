@@ -266,6 +266,26 @@ type idempotency struct {
 // the request has been answered: a malformed key, or a replay of the
 // stored answer. A nil *idempotency means no key was given.
 func (c *crud) idempotencyKey(w http.ResponseWriter, r *http.Request, scope string, req any) (*idempotency, bool) {
+	return readIdempotencyKey(w, r, c.st, c.fail, scope, req)
+}
+
+// replay answers with the stored answer for ik, if there is one, and
+// reports whether it answered.
+func (c *crud) replay(w http.ResponseWriter, r *http.Request, ik *idempotency) bool {
+	return replayIdempotent(w, r, c.st, c.fail, ik)
+}
+
+// idempotentStore reads the answers stored for Idempotency-Keys.
+type idempotentStore interface {
+	Idempotent(ctx context.Context, scope, key string) (store.Idempotency, error)
+}
+
+// failFunc answers a request with the problem of err.
+type failFunc func(w http.ResponseWriter, r *http.Request, err error)
+
+// readIdempotencyKey is idempotencyKey for any route: it reads stored
+// answers from st and answers errors with fail.
+func readIdempotencyKey(w http.ResponseWriter, r *http.Request, st idempotentStore, fail failFunc, scope string, req any) (*idempotency, bool) {
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
 		return nil, true
@@ -277,23 +297,22 @@ func (c *crud) idempotencyKey(w http.ResponseWriter, r *http.Request, scope stri
 	}
 	b, err := json.Marshal(req)
 	if err != nil {
-		c.fail(w, r, err)
+		fail(w, r, err)
 		return nil, false
 	}
 	sum := sha256.Sum256(b)
 	ik := &idempotency{scope: scope, key: key, fingerprint: hex.EncodeToString(sum[:])}
-	return ik, !c.replay(w, r, ik)
+	return ik, !replayIdempotent(w, r, st, fail, ik)
 }
 
-// replay answers with the stored answer for ik, if there is one, and
-// reports whether it answered.
-func (c *crud) replay(w http.ResponseWriter, r *http.Request, ik *idempotency) bool {
-	rec, err := c.st.Idempotent(r.Context(), ik.scope, ik.key)
+// replayIdempotent is replay for any route.
+func replayIdempotent(w http.ResponseWriter, r *http.Request, st idempotentStore, fail failFunc, ik *idempotency) bool {
+	rec, err := st.Idempotent(r.Context(), ik.scope, ik.key)
 	if errors.Is(err, store.ErrNotFound) {
 		return false
 	}
 	if err != nil {
-		c.fail(w, r, err)
+		fail(w, r, err)
 		return true
 	}
 	if rec.Fingerprint != ik.fingerprint {

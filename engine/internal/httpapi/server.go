@@ -7,11 +7,15 @@ import (
 )
 
 // Server routes the API. Register handlers with Handle before serving;
-// Server is then safe for concurrent use.
+// Server is then safe for concurrent use. A request that no route matches
+// is answered with a problem: 404, or 405 with an Allow header.
 type Server struct {
 	mux       *http.ServeMux
 	token     string
 	readToken string
+	// guarded are path prefixes outside /api/ that need the token, and
+	// not the read token, for every method (see RequireToken).
+	guarded []string
 }
 
 // Option configures New.
@@ -36,17 +40,41 @@ func New(opts ...Option) *Server {
 // Handle registers h for a ServeMux pattern such as "GET /api/v1/clients/{id}".
 func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
 
-// ServeHTTP authenticates /api/ calls, then routes.
+// RequireToken makes every call whose path starts with prefix need the
+// token of WithToken, as /api/ calls do, whatever its method; the read
+// token of WithReadToken is not enough, even for GET. It is for routes
+// outside /api/ that change things, such as GET /executeBillingCycle/.
+// Call it before serving.
+func (s *Server) RequireToken(prefix string) { s.guarded = append(s.guarded, prefix) }
+
+// ServeHTTP authenticates /api/ calls and the prefixes of RequireToken,
+// then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/api/") && !s.authorized(r) {
+	guarded := s.isGuarded(r.URL.Path)
+	if (guarded || strings.HasPrefix(r.URL.Path, "/api/")) && !s.authorized(r, guarded) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="billing"`)
 		WriteProblem(w, r, http.StatusUnauthorized, "missing or invalid bearer token")
+		return
+	}
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		notRouted(w, r, h)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+func (s *Server) isGuarded(path string) bool {
+	for _, p := range s.guarded {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// authorized checks the bearer token; the read token passes for GET and
+// HEAD unless writeOnly.
+func (s *Server) authorized(r *http.Request, writeOnly bool) bool {
 	if s.token == "" {
 		return true
 	}
@@ -57,6 +85,43 @@ func (s *Server) authorized(r *http.Request) bool {
 	if subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1 {
 		return true
 	}
-	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	read := !writeOnly && (r.Method == http.MethodGet || r.Method == http.MethodHead)
 	return read && s.readToken != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.readToken)) == 1
+}
+
+// notRouted answers a request no route matches, given the ServeMux's own
+// handler for it, with a problem: 405 with the Allow header when the path
+// has routes for other methods, else 404.
+func notRouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	probe := &statusProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.status != http.StatusMethodNotAllowed {
+		WriteProblem(w, r, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
+		return
+	}
+	allow := probe.header.Get("Allow")
+	w.Header().Set("Allow", allow)
+	WriteProblem(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+}
+
+// statusProbe is a ResponseWriter that keeps the status and headers and
+// drops the body.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header { return p.header }
+
+func (p *statusProbe) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (p *statusProbe) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
 }

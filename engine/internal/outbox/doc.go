@@ -5,7 +5,9 @@
 // one database transaction. The Relay reads pending entries in id order,
 // publishes them to the transactions topic (Avro single-object encoding,
 // key = transaction_id, partitioned like every other producer of the
-// topic) and marks them sent.
+// topic) and marks them sent. Entries of kind invoice, written with each
+// invoice of a billing cycle, go to the invoices topic (billing.Invoice,
+// key = invoice_id) in the same Kafka transactions.
 //
 // # Exactly once, for read_committed readers
 //

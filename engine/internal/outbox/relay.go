@@ -37,13 +37,22 @@ type Config struct {
 	Sarama *sarama.Config
 	// Store holds the outbox.
 	Store *store.DB
-	// Schema is the billing.Transaction schema records are encoded with.
+	// Schema is the billing.Transaction schema transactions are encoded
+	// with.
 	Schema *avro.Schema
+	// InvoiceSchema is the billing.Invoice schema invoices (outbox entries
+	// of kind invoice, written by billing cycles) are encoded with.
+	// Without it such entries cannot be published: each is logged as an
+	// error and skipped, like an entry that cannot be encoded.
+	InvoiceSchema *avro.Schema
 	// ApplicationID names the progress topic (<app>-outbox-progress), the
 	// transactional id (<app>-outbox-relay) and the lease.
 	ApplicationID string
 	// Topic is where transactions go. Default "transactions".
 	Topic string
+	// InvoiceTopic is where invoices go, keyed by invoice_id. Default
+	// "invoices".
+	InvoiceTopic string
 	// ProgressTopic overrides <app>-outbox-progress.
 	ProgressTopic string
 	// CreateTopic creates the progress topic when missing (one partition,
@@ -104,6 +113,9 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.Topic == "" {
 		cfg.Topic = "transactions"
+	}
+	if cfg.InvoiceTopic == "" {
+		cfg.InvoiceTopic = "invoices"
 	}
 	if cfg.ProgressTopic == "" {
 		cfg.ProgressTopic = cfg.ApplicationID + "-outbox-progress"
@@ -304,17 +316,14 @@ func (r *Relay) publishBatch(ctx context.Context, prod sarama.SyncProducer) (int
 	msgs := make([]*sarama.ProducerMessage, 0, len(entries)+1)
 	for i, e := range entries {
 		ids[i] = e.ID
-		v, err := r.cfg.Schema.Encode(e.Transaction.Record())
+		m, err := r.message(e)
 		if err != nil {
 			// Never expected: the store checked the row. Publishing the
 			// rest beats blocking the outbox on one entry.
-			r.log.Error("outbox entry cannot be encoded; skipped", "outbox_id", e.ID, "transaction_id", e.Transaction.ID, "err", err)
+			r.log.Error("outbox entry cannot be published; skipped", "outbox_id", e.ID, "kind", e.Kind, "err", err)
 			continue
 		}
-		msgs = append(msgs, &sarama.ProducerMessage{
-			Topic: r.cfg.Topic, Key: sarama.StringEncoder(e.Transaction.ID), Value: sarama.ByteEncoder(v),
-			Headers: []sarama.RecordHeader{{Key: []byte(HeaderOutboxID), Value: []byte(strconv.FormatInt(e.ID, 10))}},
-		})
+		msgs = append(msgs, m)
 	}
 	if err := r.hook(r.cfg.Hooks.AfterRead, ids); err != nil {
 		return 0, err
@@ -346,6 +355,33 @@ func (r *Relay) publishBatch(ctx context.Context, prod sarama.SyncProducer) (int
 		return 0, err
 	}
 	return len(entries), nil
+}
+
+// message returns the record that publishes e: a transaction to Topic,
+// an invoice to InvoiceTopic.
+func (r *Relay) message(e store.OutboxEntry) (*sarama.ProducerMessage, error) {
+	var topic, key string
+	var rec map[string]any
+	var schema *avro.Schema
+	switch e.Kind {
+	case store.OutboxTransaction:
+		topic, key, rec, schema = r.cfg.Topic, e.Transaction.ID, e.Transaction.Record(), r.cfg.Schema
+	case store.OutboxInvoice:
+		if r.cfg.InvoiceSchema == nil {
+			return nil, fmt.Errorf("outbox: invoice %s: no billing.Invoice schema configured", e.Invoice.ID)
+		}
+		topic, key, rec, schema = r.cfg.InvoiceTopic, e.Invoice.ID, e.Invoice.Record(), r.cfg.InvoiceSchema
+	default:
+		return nil, fmt.Errorf("outbox: unknown entry kind %q", e.Kind)
+	}
+	v, err := schema.Encode(rec)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %s %s: %w", e.Kind, key, err)
+	}
+	return &sarama.ProducerMessage{
+		Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(v),
+		Headers: []sarama.RecordHeader{{Key: []byte(HeaderOutboxID), Value: []byte(strconv.FormatInt(e.ID, 10))}},
+	}, nil
 }
 
 func (r *Relay) hook(fn func([]int64) error, ids []int64) error {

@@ -53,7 +53,7 @@ func TestBillingFile(t *testing.T) {
 		{"branches", len(f.Pipelines[0].Branches), 5},
 		{"DLQ", f.Pipelines[0].Errors.DLQ, "transactions.dlq"},
 		{"when", f.Pipelines[0].Branches[0].When, `status == "APPROVED"`},
-		{"WhenPos", f.Pipelines[0].Branches[0].WhenPos, Pos{56, 32}},
+		{"WhenPos", f.Pipelines[0].Branches[0].WhenPos, Pos{57, 32}},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s: got %#v, want %#v", c.name, c.got, c.want)
