@@ -228,3 +228,27 @@ func TestCredit(t *testing.T) {
 		}
 	})
 }
+
+func TestCounts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		mustClient(t, db, "c-1")
+		for i, s := range []store.TxStatus{store.StatusApproved, store.StatusApproved, store.StatusDeclined} {
+			tx := newTx(fmt.Sprintf("t-%d", i), "c-1")
+			tx.Status = s
+			mustTx(t, db, tx)
+		}
+		got, err := db.CountByStatus(ctx)
+		if err != nil || fmt.Sprint(got) != "map[APPROVED:2 DECLINED:1]" {
+			t.Errorf("CountByStatus: got %v, %v", got, err)
+		}
+		if err := db.MarkEmailsSent(ctx, []store.EmailSent{{RefID: "t-0", Kind: "billed", Recipient: "a@b", MessageID: "<x>"}}); err != nil {
+			t.Fatal(err)
+		}
+		for kind, want := range map[string]int64{"billed": 1, "invoice": 0} {
+			if n, err := db.CountEmailsSent(ctx, kind); err != nil || n != want {
+				t.Errorf("CountEmailsSent(%s): got %d, %v; want %d", kind, n, err, want)
+			}
+		}
+	})
+}

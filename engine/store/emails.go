@@ -158,3 +158,12 @@ func (db *DB) GetEmailSent(ctx context.Context, refID, kind string) (EmailSent, 
 	e.SentAt = at.t
 	return e, nil
 }
+
+// CountEmailsSent returns how many emails of kind the log holds.
+func (db *DB) CountEmailsSent(ctx context.Context, kind string) (int64, error) {
+	var n int64
+	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM emails_sent WHERE kind = ?", kind).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count emails sent: %w", err)
+	}
+	return n, nil
+}

@@ -262,3 +262,26 @@ func (db *DB) DeleteTransaction(ctx context.Context, id string) error {
 		return nil
 	})
 }
+
+// CountByStatus returns how many transactions the store holds in each
+// status; statuses with none are absent.
+func (db *DB) CountByStatus(ctx context.Context) (map[TxStatus]int64, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT status, COUNT(*) FROM transactions GROUP BY status")
+	if err != nil {
+		return nil, fmt.Errorf("store: count transactions: %w", err)
+	}
+	defer rows.Close()
+	out := map[TxStatus]int64{}
+	for rows.Next() {
+		var s TxStatus
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("store: count transactions: %w", err)
+		}
+		out[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: count transactions: %w", err)
+	}
+	return out, nil
+}
