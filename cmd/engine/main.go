@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/billing-engine/billing/engine"
@@ -32,7 +33,16 @@ commands:
   loadgen         produce test transactions (see engine loadgen -h)
 `
 
+// gcPercent is the garbage collector's target the engine runs with unless
+// GOGC says otherwise: its live heap is small next to Pebble's own cache,
+// and every batch allocates its decoded records, so collecting at 100%
+// spends a tenth of the CPU on garbage collection.
+const gcPercent = 200
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

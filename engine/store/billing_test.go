@@ -252,3 +252,16 @@ func TestCounts(t *testing.T) {
 		}
 	})
 }
+
+func TestGetClients(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		a, b := mustClient(t, db, "c-a"), mustClient(t, db, "c-b")
+		got, err := db.GetClients(t.Context(), []string{"c-a", "c-b", "c-none"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got["c-a"] != a || got["c-b"] != b {
+			t.Errorf("got %+v, want c-a and c-b as stored", got)
+		}
+	})
+}

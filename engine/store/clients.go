@@ -63,6 +63,37 @@ func (db *DB) GetClient(ctx context.Context, id string) (Client, error) {
 	return c, nil
 }
 
+// GetClients returns the clients with the given ids that exist, by id,
+// with one query per chunk of a few hundred ids.
+func (db *DB) GetClients(ctx context.Context, ids []string) (map[string]Client, error) {
+	out := make(map[string]Client, len(ids))
+	for start := 0; start < len(ids); start += billChunk {
+		chunk := ids[start:min(start+billChunk, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := db.r.QueryContext(ctx, "SELECT "+clientCols+" FROM clients WHERE client_id IN "+placeholders(len(chunk)), args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: get clients: %w", err)
+		}
+		for rows.Next() {
+			c, err := scanClient(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: get clients: %w", err)
+			}
+			out[c.ID] = c
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: get clients: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // ListClients returns one page of the clients f selects, in (created_at,
 // client_id) order. Errors: ErrBadCursor.
 func (db *DB) ListClients(ctx context.Context, f ClientFilter) (Page[Client], error) {

@@ -229,26 +229,26 @@ func (m *Mailer) requests(batch []sdk.Record, results []sdk.Result) []*request {
 // client that does not exist or has no usable address, or a template that
 // fails, sends its records to the DLQ; a store error fails the batch.
 func (m *Mailer) messages(ctx context.Context, reqs []*request, results []sdk.Result) ([]*message, error) {
-	clients := map[string]*store.Client{}
+	ids := make([]string, 0, len(reqs))
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		if !seen[r.clientID] {
+			seen[r.clientID] = true
+			ids = append(ids, r.clientID)
+		}
+	}
+	clients, err := m.db.GetClients(ctx, ids)
+	if err != nil {
+		return nil, m.storeErr(ctx, err)
+	}
 	var msgs []*message
 	for _, r := range reqs {
 		c, ok := clients[r.clientID]
 		if !ok {
-			got, err := m.db.GetClient(ctx, r.clientID)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-			case err != nil:
-				return nil, m.storeErr(ctx, err)
-			default:
-				c = &got
-			}
-			clients[r.clientID] = c
-		}
-		if c == nil {
 			results[r.index].DLQ = fmt.Sprintf("email: client %s not found", r.clientID)
 			continue
 		}
-		msg, err := m.render(r, c)
+		msg, err := m.render(r, &c)
 		if err != nil {
 			results[r.index].DLQ = err.Error()
 			continue
