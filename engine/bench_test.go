@@ -179,16 +179,7 @@ func benchEngine(b *testing.B, addr, file, app string, n int, also []string) flo
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	for consumed(e) == 0 {
-		select {
-		case err := <-done:
-			b.Fatalf("engine stopped: %v", err)
-		case <-time.After(100 * time.Microsecond):
-		}
-	}
+	cancel, done := runUntilConsuming(b, e)
 	start := time.Now()
 	deadline := time.After(5 * time.Minute)
 	tick := time.NewTicker(time.Second)
@@ -213,6 +204,24 @@ func benchEngine(b *testing.B, addr, file, app string, n int, also []string) flo
 		b.Fatal(err)
 	}
 	return float64(n) / elapsed.Seconds()
+}
+
+// runUntilConsuming runs e until its processor has consumed a first
+// record; the returned cancel stops it and done reports how Run ended.
+func runUntilConsuming(b *testing.B, e *engine.Engine) (cancel func(), done <-chan error) {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- e.Run(ctx) }()
+	for consumed(e) == 0 {
+		select {
+		case err := <-ch:
+			cancel()
+			b.Fatalf("engine stopped: %v", err)
+		case <-time.After(100 * time.Microsecond):
+		}
+	}
+	return cancel, ch
 }
 
 func finished(e *engine.Engine, n int, also []string) bool {

@@ -142,16 +142,7 @@ func benchBilling(b *testing.B, addr, dsn string, n int) float64 {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	for consumed(e) == 0 {
-		select {
-		case err := <-done:
-			b.Fatalf("engine stopped: %v", err)
-		case <-time.After(100 * time.Microsecond):
-		}
-	}
+	cancel, done := runUntilConsuming(b, e)
 	start := time.Now()
 	deadline := time.After(10 * time.Minute)
 	// The engine's counters are cheap to read; the database is asked once
