@@ -41,7 +41,8 @@ test-short:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/avro ./engine/expr
 	$(GO) test -run '^$$' -bench BenchmarkPluginBatch -benchmem ./engine/internal/pluginhost
-	$(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkQueries' -benchtime 1x -timeout 30m ./engine/
+	$(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkQueries|BenchmarkBilling' -benchtime 1x -timeout 30m ./engine/
+	$(GO) test -run '^$$' -bench BenchmarkMailer -benchtime 5000x ./plugins/email/mailer
 	$(GO) test -run '^$$' -bench BenchmarkCreateTransaction -benchtime 5000x ./engine/internal/httpapi
 
 # Regenerates the plugin protocol's Go code (committed, so building needs no

@@ -23,7 +23,8 @@ import (
 // SQLite and on MariaDB: APPROVED transactions on the transactions topic
 // in; each BILLED in the database (store.Bill, one call per batch), its
 // BILLED version through the processor to transactions.billed, and one
-// email per transaction over SMTP to a local server, recorded in the
+// email per transaction over SMTP to a local server (in the benchmark's
+// process, on the same cores, counting what it receives), recorded in the
 // emails-sent log. The clock runs from the first record the processor
 // consumes until the database holds every transaction BILLED and every
 // email sent. Each dialect runs on a broker of its own, and the plain
@@ -121,7 +122,7 @@ func produceApproved(b *testing.B, addr string, n, clients int) {
 // billed and emailed per second.
 func benchBilling(b *testing.B, addr, dsn string, n int) float64 {
 	b.Helper()
-	smtp := enginetest.StartSMTP(b)
+	smtp := enginetest.StartSMTP(b, enginetest.WithCountOnly())
 	dir := b.TempDir()
 	vars := map[string]string{
 		"BILLING_KAFKA_BROKERS": addr,
@@ -144,6 +145,18 @@ func benchBilling(b *testing.B, addr, dsn string, n int) float64 {
 	defer db.Close()
 	cancel, done := runUntilConsuming(b, e)
 	start := time.Now()
+	if os.Getenv("BENCH_LOG") != "" { // where the records are, every 250ms
+		go func() {
+			for range time.Tick(250 * time.Millisecond) {
+				snap := e.Stats().Snapshot()
+				b.Logf("%5dms processor=%d billing=%d notify=%d store=%d", time.Since(start).Milliseconds(),
+					snap["consumed/processor"], snap["consumed/billing"], snap["consumed/notify"], snap["consumed/store"])
+				if snap["consumed/notify"] >= int64(n) {
+					return
+				}
+			}
+		}()
+	}
 	deadline := time.After(10 * time.Minute)
 	// The engine's counters are cheap to read; the database is asked once
 	// the email pipeline has consumed every billed transaction.

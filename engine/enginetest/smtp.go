@@ -55,11 +55,20 @@ type smtpConfig struct {
 	tls       *tls.Config
 	user, pwd string
 	reject    map[string]bool
+	countOnly bool
+}
+
+// WithCountOnly makes the server read each message to its end and count
+// it, keeping only its envelope: a sink for benchmarks,
+// where parsing and keeping every message would load the machine under
+// test.
+func WithCountOnly() SMTPOption {
+	return func(c *smtpConfig) { c.countOnly = true }
 }
 
 // WithSTARTTLS offers STARTTLS with a self-signed certificate for
 // 127.0.0.1, ::1 and localhost, made when the server starts. Clients must
-// skip verification. Default: no TLS.
+// trust it (CAFile) or skip verification. Default: no TLS.
 func WithSTARTTLS() SMTPOption {
 	return func(c *smtpConfig) { c.tls = &tls.Config{} }
 }
@@ -387,6 +396,14 @@ func (ss *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *smtpSession) Data(r io.Reader) error {
+	if ss.s.cfg.countOnly {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+		ss.s.accept(SMTPMessage{From: ss.from, To: ss.to, User: ss.user})
+		ss.from, ss.to = "", nil
+		return nil
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
