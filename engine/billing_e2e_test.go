@@ -228,8 +228,8 @@ func (r *billingRun) check() {
 	t.Logf("%d transactions settled in the database (%s after the last was created)", len(r.want), time.Since(start).Round(time.Millisecond))
 	billed := map[string]bool{}
 	for id, tx := range rows {
-		if r.want[id] == store.StatusBilled && (tx.BilledAt.IsZero() || !tx.BilledAt.Before(tx.UpdatedAt.Add(time.Millisecond))) {
-			t.Errorf("%s: BILLED with billed_at %v, updated_at %v", id, tx.BilledAt, tx.UpdatedAt)
+		if r.want[id] == store.StatusBilled && (tx.BilledAt.IsZero() || tx.BilledAt.Before(tx.CreatedAt) || !tx.UpdatedAt.After(tx.CreatedAt)) {
+			t.Errorf("%s: BILLED with created_at %v, billed_at %v, updated_at %v", id, tx.CreatedAt, tx.BilledAt, tx.UpdatedAt)
 		}
 		if !tx.BilledAt.IsZero() {
 			billed[id] = true

@@ -318,6 +318,45 @@ func TestUnavailableIsWaitedOut(t *testing.T) {
 	}
 }
 
+// TestWaitingBatchIsLeftOnShutdown stops the engine while every batch
+// waits for an unavailable dependency: nothing is dead-lettered or
+// committed, and an engine started with the dependency back processes
+// every record once.
+func TestWaitingBatchIsLeftOnShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test; run without -short")
+	}
+	bin := enginetest.BuildPlugin(t, testPlugin)
+	b := enginetest.StartBroker(t)
+	keys := produceTransactions(t, b.Addr(), "in", 1_000, func(int) int64 { return 500 })
+	down := writePipeline(t, b.Addr(), pipelineVars{Plugin: "flaky", Command: bin, MaxBatch: 100, Config: "{unavailable_for: 1h}"})
+	e, err := engine.New(down, engine.WithProcessor(router.Name, router.New), engine.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	eventually(t, 60*time.Second, func() error {
+		if n := e.Stats().Snapshot()["consumed/plugged"]; n == 0 {
+			return fmt.Errorf("nothing consumed yet")
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // the batches are waiting
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("engine.Run: %v", err)
+	}
+	checkEmpty(t, b.Addr(), "in.dlq")
+	checkEmpty(t, b.Addr(), "out")
+
+	up := writePipeline(t, b.Addr(), pipelineVars{Plugin: "flaky", Command: bin, MaxBatch: 100, Config: "{}"})
+	runFile(t, up)
+	checkExactlyOnce(t, b.Addr(), "out", keys)
+	checkEmpty(t, b.Addr(), "in.dlq")
+}
+
 // TestExamplePluginInPipeline builds the tagger from
 // the README's "Writing a plugin" and runs it as a stage.
 func TestExamplePluginInPipeline(t *testing.T) {

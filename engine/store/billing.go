@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // billChunk bounds the ids of one SELECT and the rows of one INSERT of a
 // Bill or Credit call.
 const billChunk = 200
+
+// MaxBillRefLen bounds BillRequest.Ref: a Kafka topic name (249
+// characters at most) with a partition and an offset fits.
+const MaxBillRefLen = 320
 
 // BillRequest asks Bill to bill one transaction.
 type BillRequest struct {
@@ -23,7 +28,7 @@ type BillRequest struct {
 	// Ref names this billing attempt, so that a retry finds its own
 	// earlier work: the stream record it comes from
 	// ("transactions.approved/3/1234") or the cycle ("cycle:<id>").
-	// At most 160 ASCII characters.
+	// At most MaxBillRefLen ASCII characters.
 	Ref string
 	// CycleID is recorded as the billing_cycle_id of a transaction this
 	// request bills.
@@ -69,6 +74,8 @@ type BillOptions struct {
 type billRow struct {
 	t        Transaction
 	billedBy string
+	// insert: the store had no row when it was read.
+	insert bool
 }
 
 // Bill moves each requested transaction from APPROVED to BILLED, setting
@@ -93,8 +100,8 @@ func (db *DB) Bill(ctx context.Context, reqs []BillRequest, opt BillOptions) ([]
 		if err := checkID("transaction_id", reqs[i].Transaction.ID); err != nil {
 			return nil, fmt.Errorf("bill request %d: %w", i, err)
 		}
-		if len(reqs[i].Ref) > 160 {
-			return nil, fmt.Errorf("%w: bill request %d: ref longer than 160 characters", ErrInvalid, i)
+		if len(reqs[i].Ref) > MaxBillRefLen {
+			return nil, fmt.Errorf("%w: bill request %d: ref longer than %d characters", ErrInvalid, i, MaxBillRefLen)
 		}
 	}
 	var results []BillResult
@@ -107,7 +114,6 @@ func (db *DB) Bill(ctx context.Context, reqs []BillRequest, opt BillOptions) ([]
 		}
 		now := db.clock()
 		var writes []billRow
-		written := map[string]int{} // id -> index in writes
 		for i, req := range reqs {
 			row, stored := rows[req.Transaction.ID]
 			cur := row.t
@@ -125,6 +131,14 @@ func (db *DB) Bill(ctx context.Context, reqs []BillRequest, opt BillOptions) ([]
 				}
 			}
 			switch {
+			case stored && !row.t.BilledAt.IsZero():
+				// Billed once is billed for good, whatever version the
+				// request carries (a newer APPROVED one would bill again).
+				if req.Ref != "" && row.billedBy == req.Ref {
+					results[i] = BillResult{Outcome: BilledBefore, Transaction: row.t}
+				} else {
+					results[i] = BillResult{Outcome: AlreadyBilled, Transaction: row.t}
+				}
 			case cur.Status == StatusApproved:
 				next := cur
 				next.Status, next.BilledAt = StatusBilled, now
@@ -132,21 +146,21 @@ func (db *DB) Bill(ctx context.Context, reqs []BillRequest, opt BillOptions) ([]
 				if row.t.UpdatedAt.After(prev) {
 					prev = row.t.UpdatedAt
 				}
-				next.UpdatedAt = later(now, prev)
+				// The BILLED version follows the version it bills by one
+				// millisecond, not by the wall clock: a refund or decline
+				// made after the approval but not yet in the database (the
+				// stream is ahead of it) is newer, and wins in the database
+				// mirror and the status table, which keep billed_at.
+				next.UpdatedAt = prev.Add(time.Millisecond)
 				if req.CycleID != "" {
 					next.BillingCycleID = req.CycleID
 				}
-				nr := billRow{t: next, billedBy: req.Ref}
+				// A repeated id finds this row billed (above): each id is
+				// written once.
+				nr := billRow{t: next, billedBy: req.Ref, insert: !stored}
 				rows[next.ID] = nr
-				if j, ok := written[next.ID]; ok {
-					writes[j] = nr
-				} else {
-					written[next.ID] = len(writes)
-					writes = append(writes, nr)
-				}
+				writes = append(writes, nr)
 				results[i] = BillResult{Outcome: Billed, Transaction: next}
-			case cur.Status == StatusBilled && stored && req.Ref != "" && row.billedBy == req.Ref:
-				results[i] = BillResult{Outcome: BilledBefore, Transaction: row.t}
 			case cur.Status == StatusBilled:
 				results[i] = BillResult{Outcome: AlreadyBilled, Transaction: cur}
 			default:
@@ -223,25 +237,45 @@ type scanPlus struct {
 
 func (s scanPlus) Scan(dest ...any) error { return s.row.Scan(append(dest, s.extra)...) }
 
-// writeBilled writes rows whole, inserting those not stored: the caller
-// holds the locks of the stored ones.
+// writeBilled writes rows whole: those the store had, locked by the
+// caller, are replaced; those it had not are inserted, and one that
+// appeared meanwhile (READ COMMITTED locks no missing row) fails the
+// transaction with errConflict, so that db.write runs it again with the
+// row read and locked.
 func (db *DB) writeBilled(ctx context.Context, tx *sql.Tx, rows []billRow) error {
-	for start := 0; start < len(rows); start += billChunk {
-		chunk := rows[start:min(start+billChunk, len(rows))]
-		var q strings.Builder
-		q.WriteString("INSERT INTO transactions (" + txCols + ", billed_by) VALUES ")
-		args := make([]any, 0, len(chunk)*11)
-		for i := range chunk {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString(placeholders(11))
-			args = append(args, db.txArgs(&chunk[i].t)...)
-			args = append(args, chunk[i].billedBy)
+	var replace, insert []billRow
+	for _, r := range rows {
+		if r.insert {
+			insert = append(insert, r)
+		} else {
+			replace = append(replace, r)
 		}
-		q.WriteString(db.d.replaceTx)
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("store: bill: %w", err)
+	}
+	for _, part := range []struct {
+		rows   []billRow
+		suffix string
+	}{{replace, db.d.replaceTx}, {insert, ""}} {
+		for start := 0; start < len(part.rows); start += billChunk {
+			chunk := part.rows[start:min(start+billChunk, len(part.rows))]
+			var q strings.Builder
+			q.WriteString("INSERT INTO transactions (" + txCols + ", billed_by) VALUES ")
+			args := make([]any, 0, len(chunk)*11)
+			for i := range chunk {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				q.WriteString(placeholders(11))
+				args = append(args, db.txArgs(&chunk[i].t)...)
+				args = append(args, chunk[i].billedBy)
+			}
+			q.WriteString(part.suffix)
+			_, err := tx.ExecContext(ctx, q.String(), args...)
+			if part.suffix == "" && db.d.isDuplicate(err) {
+				return fmt.Errorf("store: bill: %w: %w", errConflict, err)
+			}
+			if err != nil {
+				return fmt.Errorf("store: bill: %w", err)
+			}
 		}
 	}
 	return nil

@@ -265,3 +265,51 @@ func TestGetClients(t *testing.T) {
 		}
 	})
 }
+
+// TestRefundBeforeBillingWins: a refund made after the approval but still
+// on its way to the database when the APPROVED record is billed is newer
+// than the BILLED version, so the database ends REFUNDED; billed_at stays,
+// so the charge is invoiced and credited. A newer APPROVED version of a
+// billed transaction does not bill it again.
+func TestRefundBeforeBillingWins(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		mustClient(t, db, "c-1")
+		u0 := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Minute)
+		approved := newTx("r-1", "c-1")
+		approved.CreatedAt, approved.UpdatedAt = u0, u0
+		refunded := approved
+		refunded.Status, refunded.UpdatedAt = store.StatusRefunded, u0.Add(10*time.Second)
+
+		res, err := db.Bill(ctx, []store.BillRequest{{Transaction: approved, Ref: "a/0/1"}}, store.BillOptions{})
+		if err != nil || outcomes(res) != "billed" {
+			t.Fatalf("bill: %s, %v", outcomes(res), err)
+		}
+		if got := res[0].Transaction.UpdatedAt; !got.Equal(u0.Add(time.Millisecond)) {
+			t.Errorf("BILLED updated_at %v, want the APPROVED version's plus 1ms (%v)", got, u0.Add(time.Millisecond))
+		}
+		if err := db.UpsertTransactions(ctx, []store.Transaction{approved, refunded}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.GetTransaction(ctx, "r-1")
+		if err != nil || got.Status != store.StatusRefunded || got.BilledAt.IsZero() {
+			t.Fatalf("after the mirror: %+v, %v; want REFUNDED with billed_at kept", got, err)
+		}
+		created, err := db.Credit(ctx, []store.Transaction{refunded})
+		if err != nil || !created[0] {
+			t.Errorf("credit: %v, %v; want one", created, err)
+		}
+
+		// A newer APPROVED version of a billed transaction bills nothing.
+		mustTx(t, db, newTx("n-1", "c-1"))
+		if _, err := db.Bill(ctx, []store.BillRequest{{Transaction: store.Transaction{ID: "n-1"}, Ref: "a/0/2"}}, store.BillOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		newer := newTx("n-1", "c-1")
+		newer.CreatedAt, newer.UpdatedAt = time.Now().Add(-time.Second), time.Now().Add(time.Hour)
+		res, err = db.Bill(ctx, []store.BillRequest{{Transaction: newer, Ref: "a/0/3"}}, store.BillOptions{})
+		if err != nil || outcomes(res) != "already_billed" {
+			t.Errorf("newer APPROVED of a billed transaction: %s, %v; want already_billed", outcomes(res), err)
+		}
+	})
+}

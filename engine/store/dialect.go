@@ -35,7 +35,9 @@ type dialect struct {
 	// txOptions start read-write transactions.
 	txOptions *sql.TxOptions
 	// upsertTx ends the transactions upsert: update a row only when the
-	// incoming updated_at is newer.
+	// incoming updated_at is newer, keeping billed_at and
+	// billing_cycle_id once set (a newer version from a producer that did
+	// not know them must not unbill a transaction).
 	upsertTx string
 	// replaceTx ends an insert of transactions with billed_by: the row,
 	// locked by the caller, is replaced whole.
@@ -62,8 +64,8 @@ var mysqlDialect = dialect{
   status = IF(VALUES(updated_at) > updated_at, VALUES(status), status),
   description = IF(VALUES(updated_at) > updated_at, VALUES(description), description),
   created_at = IF(VALUES(updated_at) > updated_at, VALUES(created_at), created_at),
-  billed_at = IF(VALUES(updated_at) > updated_at, VALUES(billed_at), billed_at),
-  billing_cycle_id = IF(VALUES(updated_at) > updated_at, VALUES(billing_cycle_id), billing_cycle_id),
+  billed_at = IF(VALUES(updated_at) > updated_at, COALESCE(billed_at, VALUES(billed_at)), billed_at),
+  billing_cycle_id = IF(VALUES(updated_at) > updated_at, COALESCE(billing_cycle_id, VALUES(billing_cycle_id)), billing_cycle_id),
   updated_at = IF(VALUES(updated_at) > updated_at, VALUES(updated_at), updated_at)`,
 	replaceTx: ` ON DUPLICATE KEY UPDATE client_id = VALUES(client_id), amount_minor = VALUES(amount_minor),
   currency = VALUES(currency), status = VALUES(status), description = VALUES(description),
@@ -79,8 +81,9 @@ var sqliteDialect = dialect{
   client_id = excluded.client_id, amount_minor = excluded.amount_minor,
   currency = excluded.currency, status = excluded.status,
   description = excluded.description, created_at = excluded.created_at,
-  updated_at = excluded.updated_at, billed_at = excluded.billed_at,
-  billing_cycle_id = excluded.billing_cycle_id
+  updated_at = excluded.updated_at,
+  billed_at = COALESCE(transactions.billed_at, excluded.billed_at),
+  billing_cycle_id = COALESCE(transactions.billing_cycle_id, excluded.billing_cycle_id)
 WHERE excluded.updated_at > transactions.updated_at`,
 	replaceTx: ` ON CONFLICT (transaction_id) DO UPDATE SET
   client_id = excluded.client_id, amount_minor = excluded.amount_minor,

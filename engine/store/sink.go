@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/billing-engine/billing/engine/sdk"
 )
@@ -20,8 +21,8 @@ type upsertProcessor struct {
 // (the newer updated_at wins). It emits nothing. A record that cannot be
 // stored (not decoded, a missing field, an unknown status, an id or
 // description too long) is sent to the dead-letter queue with the reason;
-// a database error fails the batch, which the engine retries. It is safe
-// for concurrent use.
+// a database error fails the batch as sdk.ErrUnavailable, which the engine
+// retries until the database is back. It is safe for concurrent use.
 func NewUpsertProcessor(db *DB) sdk.Processor { return &upsertProcessor{db: db} }
 
 // Process implements sdk.Processor.
@@ -44,7 +45,9 @@ func (p *upsertProcessor) Process(ctx context.Context, batch []sdk.Record) ([]sd
 		rows = append(rows, t)
 	}
 	if err := p.db.UpsertTransactions(ctx, rows); err != nil {
-		return nil, err
+		// Every row passed Check: the database is what failed. The batch
+		// waits for it rather than being dead-lettered.
+		return nil, fmt.Errorf("db-upsert: %w", sdk.Unavailable(err))
 	}
 	return results, nil
 }

@@ -158,14 +158,18 @@ func (db *DB) String() string { return db.desc }
 // clock returns the time now in the store's precision.
 func (db *DB) clock() time.Time { return millis(db.now()) }
 
+// errConflict fails a write transaction that met a row written
+// concurrently where it expected none; write runs it again.
+var errConflict = errors.New("store: conflicting concurrent write")
+
 // write runs fn in a read-write transaction and commits it, running it
-// again (up to 5 times) after a deadlock or a busy database. fn must not
+// again (up to 5 times) after a deadlock, a busy database or errConflict. fn must not
 // keep tx or have effects outside it.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	backoff := 5 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := db.writeOnce(ctx, fn)
-		if err == nil || attempt == 5 || !db.d.isRetryable(err) {
+		if err == nil || attempt == 5 || !(db.d.isRetryable(err) || errors.Is(err, errConflict)) {
 			return err
 		}
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -12,7 +13,9 @@ const upsertChunk = 200
 
 // UpsertTransactions writes ts, as they arrived on the stream, in one
 // database transaction: a transaction not in the store is inserted; one
-// that is replaces the stored row only when its updated_at is newer. The
+// that is replaces the stored row only when its updated_at is newer, and
+// never clears billed_at or billing_cycle_id (billed once is billed for
+// good). Rows are written in id order, the order Bill locks them in. The
 // state machine does not apply, and nothing goes to the outbox. Equal
 // updated_at keeps the stored row, so a replay changes nothing. Every
 // element must pass Check; the first that does not fails the call with
@@ -29,6 +32,7 @@ func (db *DB) UpsertTransactions(ctx context.Context, ts []Transaction) error {
 		}
 		rows[i] = t
 	}
+	slices.SortStableFunc(rows, func(a, b Transaction) int { return strings.Compare(a.ID, b.ID) })
 	return db.write(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(rows); start += upsertChunk {
 			chunk := rows[start:min(start+upsertChunk, len(rows))]

@@ -114,8 +114,9 @@ type Result struct {
 
 // Process runs msgs (all from one partition) through the chain and returns
 // what to produce, in order. Records that fail go to the DLQ output; only a
-// context error (the engine is stopping mid-retry) is returned, in which
-// case nothing of the batch may be committed.
+// context error (the engine is stopping mid-retry) or ErrRevoked (the
+// partition's session ended while a stage waited to retry) is returned, in
+// which case nothing of the batch may be committed.
 func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Result, error) {
 	outs := make([]Output, 0, len(msgs))
 	items := make([]item, 0, len(msgs))
@@ -227,6 +228,9 @@ func (c *Chain) process(ctx context.Context, st Step, msgs []*sarama.ConsumerMes
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
+		if errors.Is(err, ErrRevoked) {
+			return nil, nil, err // nothing of the batch may be committed
+		}
 		for _, it := range items {
 			outs = append(outs, c.deadLetter(msgs[it.origin], it.rec, st.Name, err.Error()))
 		}
@@ -270,7 +274,7 @@ func (c *Chain) call(ctx context.Context, st Step, batch []sdk.Record) ([]sdk.Re
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	backoff, waitBackoff := c.Backoff, c.Backoff
+	backoff, waitBackoff := c.Backoff, max(c.Backoff, 10*time.Millisecond)
 	failures := 0
 	for attempt := 1; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, timeout)
@@ -298,7 +302,7 @@ func (c *Chain) call(ctx context.Context, st Step, batch []sdk.Record) ([]sdk.Re
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-sessionDone(ctx):
-			return nil, fmt.Errorf("stage %s: %w; the partition was revoked, so the batch is left to its next owner", st.Name, err)
+			return nil, fmt.Errorf("stage %s: %w (%w)", st.Name, ErrRevoked, err)
 		case <-time.After(*wait):
 		}
 		if wait == &waitBackoff {
@@ -308,6 +312,12 @@ func (c *Chain) call(ctx context.Context, st Step, batch []sdk.Record) ([]sdk.Re
 		}
 	}
 }
+
+// ErrRevoked is returned by Process when the partition's session ended
+// while a stage was waiting to retry its batch: nothing of the batch may be
+// committed (it is not dead-lettered either); the partition's next owner
+// processes it.
+var ErrRevoked = errors.New("the partition was revoked while its batch waited for a retry; the batch is left to its next owner")
 
 type sessionKey struct{}
 

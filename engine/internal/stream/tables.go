@@ -353,28 +353,36 @@ func decodeJSON(b []byte) (map[string]any, error) {
 
 // olderVersion reports whether version a is older than b. Versions are
 // timestamps or integers; a stored row's timestamp has been through JSON
-// and may be a string or a number. A missing version is never older, and
-// nothing is older than a missing one.
+// and is an RFC 3339 string, an integer a json.Number. A missing or
+// unreadable version is never older, and nothing is older than one.
 func olderVersion(a, b any) bool {
-	x, okA := versionNanos(a)
-	y, okB := versionNanos(b)
+	if x, ok := versionTime(a); ok {
+		y, ok := versionTime(b)
+		return ok && x.Before(y)
+	}
+	x, okA := versionInt(a)
+	y, okB := versionInt(b)
 	return okA && okB && x < y
 }
 
-func versionNanos(v any) (int64, bool) {
+func versionTime(v any) (time.Time, bool) {
 	switch v := v.(type) {
 	case time.Time:
-		return v.UnixNano(), true
+		return v, true
 	case string:
 		t, err := time.Parse(time.RFC3339Nano, v)
-		return t.UnixNano(), err == nil
+		return t, err == nil
+	}
+	return time.Time{}, false
+}
+
+func versionInt(v any) (int64, bool) {
+	switch v := v.(type) {
 	case int64:
 		return v, true
 	case int:
 		return int64(v), true
 	case int32:
-		return int64(v), true
-	case float64:
 		return int64(v), true
 	case json.Number:
 		n, err := v.Int64()

@@ -2,7 +2,7 @@
 -- credits for refunds of billed transactions; billing cycles; invoices and
 -- their lines; the log of emails sent; outbox entries of more than one kind.
 ALTER TABLE transactions
-  ADD COLUMN billed_by  VARCHAR(160) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  ADD COLUMN billed_by  VARCHAR(320) CHARACTER SET ascii COLLATE ascii_bin NULL,
   ADD COLUMN invoice_id VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NULL,
   ADD KEY transactions_uninvoiced (client_id, currency, invoice_id, billed_at);
 
