@@ -283,7 +283,9 @@ func (db *DB) writeBilled(ctx context.Context, tx *sql.Tx, rows []billRow) error
 
 // Credit records a credit for each refunded transaction in ts that had
 // been billed (its billed_at is set, on the record or in the store), for
-// the client's next invoice: its full amount, once per transaction, ever.
+// the client's next invoice: the full amount it was billed (the stored
+// row's client, currency and amount when the store has it billed, else
+// the record's), once per transaction, ever.
 // It answers, in order, whether each call created the credit; a replay
 // creates nothing. Transactions whose status is not REFUNDED are ignored.
 func (db *DB) Credit(ctx context.Context, ts []Transaction) ([]bool, error) {
@@ -326,8 +328,12 @@ func (db *DB) Credit(ctx context.Context, ts []Transaction) ([]bool, error) {
 			return nil
 		}
 		for i, t := range ts {
-			if t.Status != StatusRefunded || credited[t.ID] || (t.BilledAt.IsZero() && !billed[t.ID]) {
+			row, stored := billed[t.ID]
+			if t.Status != StatusRefunded || credited[t.ID] || (t.BilledAt.IsZero() && !stored) {
 				continue
+			}
+			if stored { // credit what was charged: the billed row's client, amount and currency
+				t.ClientID, t.Currency, t.AmountMinor = row.ClientID, row.Currency, row.AmountMinor
 			}
 			credited[t.ID], created[i] = true, true
 			desc := "Refund of " + t.ID
@@ -349,10 +355,11 @@ func (db *DB) Credit(ctx context.Context, ts []Transaction) ([]bool, error) {
 	return created, nil
 }
 
-// creditState says, of ids, which the store has as billed and which have
-// a credit already. It locks the credits it reads.
-func (db *DB) creditState(ctx context.Context, tx *sql.Tx, ids []string) (billed, credited map[string]bool, err error) {
-	billed, credited = map[string]bool{}, map[string]bool{}
+// creditState returns, of ids, the rows the store has as billed (their
+// client, currency and amount) and which have a credit already. It locks
+// the rows and credits it reads.
+func (db *DB) creditState(ctx context.Context, tx *sql.Tx, ids []string) (billed map[string]Transaction, credited map[string]bool, err error) {
+	billed, credited = map[string]Transaction{}, map[string]bool{}
 	for start := 0; start < len(ids); start += billChunk {
 		chunk := ids[start:min(start+billChunk, len(ids))]
 		args := make([]any, len(chunk))
@@ -360,8 +367,23 @@ func (db *DB) creditState(ctx context.Context, tx *sql.Tx, ids []string) (billed
 			args[i] = id
 		}
 		in := placeholders(len(chunk))
-		if err := collectIDs(ctx, tx, "SELECT transaction_id FROM transactions WHERE billed_at IS NOT NULL AND transaction_id IN "+in, args, billed); err != nil {
-			return nil, nil, err
+		rows, err := tx.QueryContext(ctx, "SELECT transaction_id, client_id, currency, amount_minor FROM transactions"+
+			" WHERE billed_at IS NOT NULL AND transaction_id IN "+in+" ORDER BY transaction_id"+db.d.forUpdate, args...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: credit: %w", err)
+		}
+		for rows.Next() {
+			var t Transaction
+			if err := rows.Scan(&t.ID, &t.ClientID, &t.Currency, &t.AmountMinor); err != nil {
+				rows.Close()
+				return nil, nil, fmt.Errorf("store: credit: %w", err)
+			}
+			billed[t.ID] = t
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: credit: %w", err)
 		}
 		if err := collectIDs(ctx, tx, "SELECT transaction_id FROM credits WHERE transaction_id IN "+in+db.d.forUpdate, args, credited); err != nil {
 			return nil, nil, err

@@ -210,9 +210,10 @@ func TestCredit(t *testing.T) {
 			return tx
 		}
 		b, u := refund("billed"), refund("unbilled")
-		// A refund record from another producer may not carry billed_at:
-		// the store's row says it was billed.
-		b.BilledAt = time.Time{}
+		// A refund record from another producer may not carry billed_at
+		// (the store's row says it was billed), nor the amount billed: the
+		// credit is what was charged.
+		b.BilledAt, b.AmountMinor = time.Time{}, 1
 		approved := newTx("other", "c-1")
 		approved.CreatedAt, approved.UpdatedAt = time.Now(), time.Now()
 		got, err := db.Credit(ctx, []store.Transaction{b, u, approved, b})
@@ -225,6 +226,15 @@ func TestCredit(t *testing.T) {
 		got, err = db.Credit(ctx, []store.Transaction{b})
 		if err != nil || fmt.Sprint(got) != "[false]" {
 			t.Errorf("replay: got %v, %v; want [false]", got, err)
+		}
+		invs, err := db.WriteInvoices(ctx, store.BillingCycle{ID: "bc-credit", Interval: "test",
+			PeriodStart: time.Now().Add(-time.Hour), PeriodEnd: time.Now().Add(time.Second)})
+		if err != nil || len(invs) != 1 {
+			t.Fatalf("invoices: %d, %v", len(invs), err)
+		}
+		if inv := invs[0]; inv.SubtotalMinor != 1250 || inv.CreditsMinor != 1250 || inv.TotalMinor != 0 {
+			t.Errorf("invoice: subtotal %d credits %d total %d; want the 1250 charged, credited in full",
+				inv.SubtotalMinor, inv.CreditsMinor, inv.TotalMinor)
 		}
 	})
 }

@@ -193,15 +193,21 @@ func (db *DB) WriteInvoices(ctx context.Context, c BillingCycle) ([]Invoice, err
 			return out, errors.Join(append(errs, err)...)
 		}
 		for _, g := range groups {
-			inv, ok, err := db.writeInvoice(ctx, c, g)
-			switch {
-			case err != nil:
-				errs = append(errs, err)
-				if ctx.Err() != nil {
-					return out, errors.Join(errs...)
+			for { // one invoice, or several when the group has more lines than one holds
+				inv, ok, full, err := db.writeInvoice(ctx, c, g)
+				if err != nil {
+					errs = append(errs, err)
+					if ctx.Err() != nil {
+						return out, errors.Join(errs...)
+					}
+					break
 				}
-			case ok:
-				out = append(out, inv)
+				if ok {
+					out = append(out, inv)
+				}
+				if !full {
+					break
+				}
 			}
 		}
 		if len(groups) < invoiceGroupPage {
@@ -240,19 +246,45 @@ func (db *DB) uninvoicedGroups(ctx context.Context, cutoff time.Time, after invo
 	return out, nil
 }
 
+// Bounds of one invoice: a group with more lines gets several invoices, so
+// that an invoice record stays well inside Kafka's default 1 MiB message
+// size and one database transaction stays small.
+const (
+	// MaxInvoiceLines bounds the lines of one invoice.
+	MaxInvoiceLines = 1000
+	// maxInvoiceTextBytes bounds the bytes of the lines' ids and
+	// descriptions of one invoice.
+	maxInvoiceTextBytes = 512 << 10
+)
+
 // writeInvoice writes the invoice of one client and currency, if it has
-// anything to invoice, and reports whether it wrote one.
-func (db *DB) writeInvoice(ctx context.Context, c BillingCycle, g invoiceGroup) (Invoice, bool, error) {
+// anything to invoice, and reports whether it wrote one and whether the
+// invoice is full (more lines may wait for another one).
+func (db *DB) writeInvoice(ctx context.Context, c BillingCycle, g invoiceGroup) (Invoice, bool, bool, error) {
 	for attempt := 1; ; attempt++ {
-		inv, ok, err := db.writeInvoiceOnce(ctx, c, g)
+		inv, ok, full, err := db.writeInvoiceOnce(ctx, c, g)
 		if errors.Is(err, errRaced) && attempt < 5 && ctx.Err() == nil {
 			continue
 		}
 		if err != nil {
-			return Invoice{}, false, fmt.Errorf("store: invoice %s in %s: %w", g.client, g.currency, err)
+			return Invoice{}, false, false, fmt.Errorf("store: invoice %s in %s: %w", g.client, g.currency, err)
 		}
-		return inv, ok, nil
+		return inv, ok, full, nil
 	}
+}
+
+// fitLines returns the first lines of ls that fit in budget text bytes
+// and at most max lines, and the budget left; full reports that some did
+// not fit.
+func fitLines(ls []InvoiceLine, budget, max int) (fit []InvoiceLine, left int, full bool) {
+	for i, l := range ls {
+		n := len(l.TransactionID) + len(l.Description)
+		if i == max || (n > budget && i > 0) {
+			return ls[:i], budget, true
+		}
+		budget -= n
+	}
+	return ls, budget, false
 }
 
 // Queries of the rows an invoice takes, locked.
@@ -265,20 +297,27 @@ const (
 		" ORDER BY created_at, transaction_id"
 )
 
-func (db *DB) writeInvoiceOnce(ctx context.Context, c BillingCycle, g invoiceGroup) (Invoice, bool, error) {
+func (db *DB) writeInvoiceOnce(ctx context.Context, c BillingCycle, g invoiceGroup) (Invoice, bool, bool, error) {
 	var inv Invoice
-	wrote := false
+	wrote, full := false, false
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		wrote = false
+		wrote, full = false, false
 		cut := db.d.t(millis(c.PeriodEnd))
-		charges, err := lockLines(ctx, tx, uninvoicedChargesSQL+db.d.forUpdate, LineCharge, g.client, g.currency, cut)
+		// One line more than fits says whether more are waiting.
+		charges, err := lockLines(ctx, tx, uninvoicedChargesSQL+" LIMIT ?"+db.d.forUpdate, LineCharge, g.client, g.currency, cut, MaxInvoiceLines+1)
 		if err != nil {
 			return err
 		}
-		credits, err := lockLines(ctx, tx, pendingCreditsSQL+db.d.forUpdate, LineCredit, g.client, g.currency, cut)
-		if err != nil {
-			return err
+		charges, budget, fullCharges := fitLines(charges, maxInvoiceTextBytes, MaxInvoiceLines)
+		var credits []InvoiceLine
+		if room := MaxInvoiceLines - len(charges); !fullCharges && room > 0 {
+			credits, err = lockLines(ctx, tx, pendingCreditsSQL+" LIMIT ?"+db.d.forUpdate, LineCredit, g.client, g.currency, cut, room+1)
+			if err != nil {
+				return err
+			}
+			credits, _, full = fitLines(credits, budget, room)
 		}
+		full = full || fullCharges || (len(charges) == MaxInvoiceLines)
 		if len(charges)+len(credits) == 0 {
 			return nil // another cycle took them
 		}
@@ -309,12 +348,12 @@ func (db *DB) writeInvoiceOnce(ctx context.Context, c BillingCycle, g invoiceGro
 		return nil
 	})
 	if err != nil {
-		return Invoice{}, false, err
+		return Invoice{}, false, false, err
 	}
 	if wrote {
 		db.signalOutbox()
 	}
-	return inv, wrote, nil
+	return inv, wrote, full, nil
 }
 
 // lockLines reads the rows of q (id, amount, description, created_at) as

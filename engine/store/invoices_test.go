@@ -384,3 +384,55 @@ func TestInvoiceRecordEncodes(t *testing.T) {
 		t.Errorf("decoded lines: %v", rec["lines"])
 	}
 }
+
+// TestLargeGroupsSplit: a client with more uninvoiced lines than one
+// invoice holds gets several invoices, each line on exactly one, with the
+// credits after the charges, and the totals add up to the cent.
+func TestLargeGroupsSplit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		const n = 2*store.MaxInvoiceLines + 345
+		var ts []store.Transaction
+		var want int64
+		for i := range n {
+			tx := billedAt(fmt.Sprintf("big-%05d", i), "c-big", "EUR", int64(100+i), invFrom.Add(time.Duration(i)*time.Second), "")
+			ts = append(ts, tx)
+			want += tx.AmountMinor
+		}
+		upsert(t, db, ts...)
+		refunded := []store.Transaction{refundedOf(ts[0]), refundedOf(ts[1])}
+		upsert(t, db, refunded...)
+		credit(t, db, refunded...)
+		want -= ts[0].AmountMinor + ts[1].AmountMinor
+
+		invs, err := db.WriteInvoices(t.Context(), cycleOf("bc-big", invFrom, time.Now().Add(time.Second))) // the credits are made now
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(invs) != 3 {
+			t.Fatalf("got %d invoices, want 3", len(invs))
+		}
+		seen := map[string]int{}
+		var total int64
+		for _, inv := range invs {
+			if len(inv.Lines) > store.MaxInvoiceLines {
+				t.Errorf("%s: %d lines, more than %d", inv.Number, len(inv.Lines), store.MaxInvoiceLines)
+			}
+			for _, l := range inv.Lines {
+				seen[string(l.Kind)+" "+l.TransactionID]++
+			}
+			total += inv.TotalMinor
+		}
+		if len(seen) != n+2 || total != want {
+			t.Errorf("got %d distinct lines and total %d, want %d and %d", len(seen), total, n+2, want)
+		}
+		for k, c := range seen {
+			if c != 1 {
+				t.Errorf("line %s on %d invoices", k, c)
+			}
+		}
+		again, err := db.WriteInvoices(t.Context(), cycleOf("bc-big-2", invFrom, time.Now().Add(time.Second)))
+		if err != nil || len(again) != 0 {
+			t.Errorf("second run: %d invoices, %v; want none", len(again), err)
+		}
+	})
+}
