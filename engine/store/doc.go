@@ -14,6 +14,12 @@
 //     key;
 //   - leases, so that one process at a time runs a singleton job such as
 //     the outbox relay;
+//   - billing: Bill moves APPROVED transactions to BILLED in batches,
+//     idempotently by reference (the billing plugin and billing cycles
+//     both use it), and Credit records a credit for a refund of a billed
+//     transaction;
+//   - the log of emails sent (EmailsSent, MarkEmailsSent): one email per
+//     transaction or invoice and kind, ever;
 //   - billing cycles (CreateCycle, ApprovedBetween, FinishCycle) and the
 //     invoices they write (WriteInvoices): one per client and currency
 //     with every billed charge and pending credit up to the cycle's end
@@ -21,8 +27,11 @@
 //     invoice, so that the relay publishes it to the invoices topic.
 //
 // Every transaction that arrives on the transactions topic is mirrored here
-// by UpsertTransactions (the newer updated_at wins), so the API and the
-// stream agree.
+// by UpsertTransactions (the newer updated_at wins; billed_at, once set,
+// stays), so the API and the stream agree.
+//
+// The package is public so that out-of-process plugins (plugins/billing,
+// plugins/email) can open the same database as the engine.
 //
 // # Transaction status
 //
