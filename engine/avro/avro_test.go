@@ -374,7 +374,7 @@ func TestInvoiceRoundTrip(t *testing.T) {
 		"period_end":   time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC),
 		"lines": []map[string]any{ // []map[string]any is accepted for arrays of records
 			{"transaction_id": "tx-1", "description": "Beans", "amount_minor": int64(1500)},
-			{"transaction_id": "tx-2", "description": "Refund", "amount_minor": int64(-200)},
+			{"transaction_id": "tx-2", "description": "Refund", "amount_minor": int64(-200), "kind": "CREDIT"},
 		},
 		"subtotal_minor": int64(1300), "total_minor": int64(1300), "created_at": created,
 	}
@@ -384,7 +384,9 @@ func TestInvoiceRoundTrip(t *testing.T) {
 	}
 	want := maps.Clone(in)
 	want["credits_minor"] = int64(0)
-	want["lines"] = []any{in["lines"].([]map[string]any)[0], in["lines"].([]map[string]any)[1]}
+	charge := maps.Clone(in["lines"].([]map[string]any)[0])
+	charge["kind"] = "CHARGE" // the field's default fills a line that lacks it
+	want["lines"] = []any{charge, in["lines"].([]map[string]any)[1]}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("invoice round trip:\n got %#v\nwant %#v", got, want)
 	}

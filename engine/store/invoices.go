@@ -130,7 +130,7 @@ func (inv *Invoice) totals() error {
 func (inv Invoice) Record() map[string]any {
 	lines := make([]map[string]any, len(inv.Lines))
 	for i, l := range inv.Lines {
-		lines[i] = map[string]any{"transaction_id": l.TransactionID, "description": l.Description, "amount_minor": l.AmountMinor}
+		lines[i] = map[string]any{"transaction_id": l.TransactionID, "description": l.Description, "amount_minor": l.AmountMinor, "kind": string(l.Kind)}
 	}
 	return map[string]any{
 		"invoice_id":       inv.ID,

@@ -134,7 +134,10 @@ func invoiceRequest(data map[string]any) (*request, error) {
 			continue
 		}
 		lf := fields{rec: m}
-		line := InvoiceLine{TransactionID: lf.str("transaction_id"), Description: lf.str("description"), AmountMinor: lf.long("amount_minor")}
+		line := InvoiceLine{TransactionID: lf.str("transaction_id"), Description: lf.str("description"), AmountMinor: lf.long("amount_minor"), Kind: "CHARGE"}
+		if k, ok := m["kind"].(string); ok && k != "" {
+			line.Kind = k
+		}
 		for _, e := range lf.errs {
 			f.errs = append(f.errs, fmt.Sprintf("lines[%d].%s", i, e))
 		}

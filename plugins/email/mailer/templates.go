@@ -88,6 +88,9 @@ type InvoiceLine struct {
 	// Amount is formatted as BilledEmail.Amount; negative for a credit.
 	Amount      string
 	AmountMinor int64
+	// Kind is CHARGE for a billed transaction, CREDIT for the refund of
+	// one.
+	Kind string
 }
 
 // funcs are the functions templates may call besides the built-in ones:
