@@ -178,7 +178,10 @@ func (p *Plugin) diagnose(ctx, cctx context.Context, in *instance, err error, to
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return ""
 	}
-	if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+	// The plugin's own gRPC server learns the deadline too and may reset
+	// the stream a moment before this side's timer fires: the time taken
+	// says it as well as cctx does.
+	if errors.Is(cctx.Err(), context.DeadlineExceeded) || took >= p.spec.Timeout {
 		return fmt.Sprintf("hung: no answer after %s", took.Round(time.Millisecond))
 	}
 	if in.client.Exited() {
