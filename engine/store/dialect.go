@@ -47,6 +47,9 @@ type dialect struct {
 	// IGNORE also turns other errors into warnings, so callers check their
 	// values first.
 	insertKeep, keepSuffix string
+	// markSent ends an insert into emails_sent: a claim (SENDING) becomes
+	// the record; a record (SENT) stays as it is.
+	markSent string
 }
 
 var mysqlDialect = dialect{
@@ -55,6 +58,13 @@ var mysqlDialect = dialect{
 	forShare:   " LOCK IN SHARE MODE",
 	txOptions:  &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	insertKeep: "INSERT IGNORE",
+	markSent: ` ON DUPLICATE KEY UPDATE
+  recipient = IF(state = 'SENDING', VALUES(recipient), recipient),
+  message_id = IF(state = 'SENDING', VALUES(message_id), message_id),
+  sent_at = IF(state = 'SENDING', VALUES(sent_at), sent_at),
+  owner = IF(state = 'SENDING', NULL, owner),
+  claimed_at = IF(state = 'SENDING', NULL, claimed_at),
+  state = 'SENT'`,
 	// MySQL applies the assignments left to right, so updated_at, which
 	// the conditions read, is assigned last.
 	upsertTx: ` ON DUPLICATE KEY UPDATE
@@ -77,6 +87,10 @@ var sqliteDialect = dialect{
 	name:       SQLite,
 	insertKeep: "INSERT",
 	keepSuffix: " ON CONFLICT DO NOTHING",
+	markSent: ` ON CONFLICT (ref_id, kind) DO UPDATE SET
+  recipient = excluded.recipient, message_id = excluded.message_id, sent_at = excluded.sent_at,
+  state = 'SENT', owner = NULL, claimed_at = NULL
+WHERE emails_sent.state = 'SENDING'`,
 	upsertTx: ` ON CONFLICT (transaction_id) DO UPDATE SET
   client_id = excluded.client_id, amount_minor = excluded.amount_minor,
   currency = excluded.currency, status = excluded.status,

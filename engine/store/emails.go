@@ -74,7 +74,7 @@ func (db *DB) EmailsSent(ctx context.Context, kind string, refIDs []string) (map
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		rows, err := db.r.QueryContext(ctx, "SELECT ref_id FROM emails_sent WHERE kind = ? AND ref_id IN "+placeholders(len(chunk)), args...)
+		rows, err := db.r.QueryContext(ctx, "SELECT ref_id FROM emails_sent WHERE kind = ? AND state = 'SENT' AND ref_id IN "+placeholders(len(chunk)), args...)
 		if err != nil {
 			return nil, fmt.Errorf("store: emails sent: %w", err)
 		}
@@ -99,9 +99,10 @@ func scanRefIDs(rows *sql.Rows, into map[string]bool) error {
 }
 
 // MarkEmailsSent records sent in the log, in one database transaction with
-// one multi-row INSERT per chunk of a few hundred entries. An entry whose
-// (RefID, Kind) is in the log already, or earlier in sent, is left out:
-// the first record of an email stays. Every entry must pass Check; the
+// one multi-row INSERT per chunk of a few hundred entries; a claim on an
+// entry (ClaimEmails) becomes its record. An entry whose (RefID, Kind) is
+// recorded as sent already, or earlier in sent, is left out: the first
+// record of an email stays. Every entry must pass Check; the
 // first that does not fails the call with ErrInvalid before anything is
 // written.
 func (db *DB) MarkEmailsSent(ctx context.Context, sent []EmailSent) error {
@@ -124,7 +125,7 @@ func (db *DB) MarkEmailsSent(ctx context.Context, sent []EmailSent) error {
 		for start := 0; start < len(rows); start += emailChunk {
 			chunk := rows[start:min(start+emailChunk, len(rows))]
 			var q strings.Builder
-			q.WriteString(db.d.insertKeep + " INTO emails_sent (ref_id, kind, recipient, message_id, sent_at) VALUES ")
+			q.WriteString("INSERT INTO emails_sent (ref_id, kind, recipient, message_id, sent_at) VALUES ")
 			args := make([]any, 0, len(chunk)*5)
 			for i, e := range chunk {
 				if i > 0 {
@@ -133,7 +134,7 @@ func (db *DB) MarkEmailsSent(ctx context.Context, sent []EmailSent) error {
 				q.WriteString(placeholders(5))
 				args = append(args, e.RefID, e.Kind, e.Recipient, e.MessageID, db.d.t(e.SentAt))
 			}
-			q.WriteString(db.d.keepSuffix)
+			q.WriteString(db.d.markSent)
 			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 				return fmt.Errorf("store: mark emails sent: %w", err)
 			}
@@ -147,7 +148,7 @@ func (db *DB) MarkEmailsSent(ctx context.Context, sent []EmailSent) error {
 func (db *DB) GetEmailSent(ctx context.Context, refID, kind string) (EmailSent, error) {
 	e := EmailSent{RefID: refID, Kind: kind}
 	var at dbTime
-	err := db.r.QueryRowContext(ctx, "SELECT recipient, message_id, sent_at FROM emails_sent WHERE ref_id = ? AND kind = ?", refID, kind).
+	err := db.r.QueryRowContext(ctx, "SELECT recipient, message_id, sent_at FROM emails_sent WHERE ref_id = ? AND kind = ? AND state = 'SENT'", refID, kind).
 		Scan(&e.Recipient, &e.MessageID, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("%w: email %s %s", ErrNotFound, kind, refID)
@@ -162,8 +163,120 @@ func (db *DB) GetEmailSent(ctx context.Context, refID, kind string) (EmailSent, 
 // CountEmailsSent returns how many emails of kind the log holds.
 func (db *DB) CountEmailsSent(ctx context.Context, kind string) (int64, error) {
 	var n int64
-	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM emails_sent WHERE kind = ?", kind).Scan(&n); err != nil {
+	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM emails_sent WHERE kind = ? AND state = 'SENT'", kind).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count emails sent: %w", err)
 	}
 	return n, nil
+}
+
+// EmailClaims is ClaimEmails' answer, by ref id.
+type EmailClaims struct {
+	// Sent have been sent: nothing to do.
+	Sent map[string]bool
+	// Claimed are this owner's to send now: new claims, its own earlier
+	// ones, and claims of other owners that expired.
+	Claimed map[string]bool
+	// Busy are claimed by another owner whose claim has not expired: it
+	// may be sending them right now.
+	Busy map[string]bool
+	// TakenOver are the Claimed ones whose expired claim belonged to
+	// another owner: that owner may have sent them before it stopped.
+	TakenOver map[string]bool
+}
+
+// ClaimEmails claims the emails of kind for refIDs for owner, before it
+// sends them, in one database transaction: each is either sent already,
+// or now claimed by owner (a new claim, owner's own, or another owner's
+// older than lease), or busy with another owner. Two senders of the same
+// emails, such as a plugin finishing its batch after its engine died and
+// the restarted engine retrying that batch, therefore never send one
+// email both. MarkEmailsSent turns a claim into the record of the email;
+// ReleaseEmails gives up the claims of emails not sent.
+func (db *DB) ClaimEmails(ctx context.Context, kind string, refIDs []string, owner string, lease time.Duration) (EmailClaims, error) {
+	var c EmailClaims
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		c = EmailClaims{Sent: map[string]bool{}, Claimed: map[string]bool{}, Busy: map[string]bool{}, TakenOver: map[string]bool{}}
+		now := db.clock()
+		for start := 0; start < len(refIDs); start += emailChunk {
+			chunk := refIDs[start:min(start+emailChunk, len(refIDs))]
+			var q strings.Builder
+			q.WriteString(db.d.insertKeep + " INTO emails_sent (ref_id, kind, recipient, message_id, sent_at, state, owner, claimed_at) VALUES ")
+			args := make([]any, 0, len(chunk)*8)
+			for i, id := range chunk {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				q.WriteString(placeholders(8))
+				args = append(args, id, kind, "", "", db.d.t(now), "SENDING", owner, db.d.t(now))
+			}
+			q.WriteString(db.d.keepSuffix)
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+				return fmt.Errorf("store: claim emails: %w", err)
+			}
+			sel := make([]any, 0, len(chunk)+1)
+			sel = append(sel, kind)
+			for _, id := range chunk {
+				sel = append(sel, id)
+			}
+			rows, err := tx.QueryContext(ctx, "SELECT ref_id, state, owner, claimed_at FROM emails_sent WHERE kind = ? AND ref_id IN "+
+				placeholders(len(chunk))+" ORDER BY ref_id"+db.d.forUpdate, sel...)
+			if err != nil {
+				return fmt.Errorf("store: claim emails: %w", err)
+			}
+			var take []string
+			for rows.Next() {
+				var id, state string
+				var by sql.NullString
+				var at dbTime
+				if err := rows.Scan(&id, &state, &by, &at); err != nil {
+					rows.Close()
+					return fmt.Errorf("store: claim emails: %w", err)
+				}
+				switch {
+				case state == "SENT":
+					c.Sent[id] = true
+				case by.String == owner:
+					c.Claimed[id] = true
+				case !at.valid || !at.t.Add(lease).After(now): // expired
+					c.Claimed[id], c.TakenOver[id] = true, true
+					take = append(take, id)
+				default:
+					c.Busy[id] = true
+				}
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return fmt.Errorf("store: claim emails: %w", err)
+			}
+			for _, id := range take {
+				if _, err := tx.ExecContext(ctx, "UPDATE emails_sent SET owner = ?, claimed_at = ? WHERE ref_id = ? AND kind = ? AND state = 'SENDING'",
+					owner, db.d.t(now), id, kind); err != nil {
+					return fmt.Errorf("store: claim emails: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	return c, err
+}
+
+// ReleaseEmails gives up owner's claims on the emails of kind for refIDs
+// that were not sent, so that another sender may take them at once.
+func (db *DB) ReleaseEmails(ctx context.Context, kind string, refIDs []string, owner string) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		for start := 0; start < len(refIDs); start += emailChunk {
+			chunk := refIDs[start:min(start+emailChunk, len(refIDs))]
+			args := make([]any, 0, len(chunk)+2)
+			args = append(args, kind, owner)
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			if _, err := tx.ExecContext(ctx, "DELETE FROM emails_sent WHERE kind = ? AND owner = ? AND state = 'SENDING' AND ref_id IN "+
+				placeholders(len(chunk)), args...); err != nil {
+				return fmt.Errorf("store: release emails: %w", err)
+			}
+		}
+		return nil
+	})
 }

@@ -149,3 +149,58 @@ func TestMarkEmailsSentInvalid(t *testing.T) {
 		}
 	})
 }
+
+// TestClaimEmails: a claim makes an email its owner's to send; another
+// owner finds it busy until the claim expires or is released; the record
+// of the email ends the claim, and a sent email is never claimed again.
+func TestClaimEmails(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		ids := []string{"t-1", "t-2", "t-3"}
+		claim := func(owner string, lease time.Duration) store.EmailClaims {
+			t.Helper()
+			c, err := db.ClaimEmails(ctx, "billed", ids, owner, lease)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		keys := func(m map[string]bool) string { return fmt.Sprint(slices.Sorted(maps.Keys(m))) }
+		a := claim("a", time.Hour)
+		if keys(a.Claimed) != "[t-1 t-2 t-3]" || len(a.Busy)+len(a.Sent) != 0 {
+			t.Fatalf("first claim: %+v", a)
+		}
+		if b := claim("b", time.Hour); keys(b.Busy) != "[t-1 t-2 t-3]" || len(b.Claimed) != 0 {
+			t.Errorf("other owner: %+v, want all busy", b)
+		}
+		if again := claim("a", time.Hour); keys(again.Claimed) != "[t-1 t-2 t-3]" {
+			t.Errorf("same owner again: %+v, want all its own", again)
+		}
+		if err := db.MarkEmailsSent(ctx, []store.EmailSent{{RefID: "t-1", Kind: "billed", Recipient: "x@example.com", MessageID: "<m1>"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ReleaseEmails(ctx, "billed", []string{"t-2"}, "a"); err != nil {
+			t.Fatal(err)
+		}
+		b := claim("b", time.Hour)
+		if keys(b.Sent) != "[t-1]" || keys(b.Claimed) != "[t-2]" || keys(b.Busy) != "[t-3]" {
+			t.Errorf("after a sent t-1 and released t-2: %+v", b)
+		}
+		// a's claim on t-3 expires (lease 0): c takes it over.
+		c := claim("c", 0)
+		if keys(c.Claimed) != "[t-2 t-3]" || keys(c.TakenOver) != "[t-2 t-3]" || keys(c.Sent) != "[t-1]" {
+			t.Errorf("expired claims: %+v", c)
+		}
+		sent, err := db.EmailsSent(ctx, "billed", ids)
+		if err != nil || keys(sent) != "[t-1]" {
+			t.Errorf("EmailsSent: %v, %v; want only t-1 (claims are not sends)", sent, err)
+		}
+		if n, err := db.CountEmailsSent(ctx, "billed"); err != nil || n != 1 {
+			t.Errorf("CountEmailsSent: %d, %v; want 1", n, err)
+		}
+		got, err := db.GetEmailSent(ctx, "t-1", "billed")
+		if err != nil || got.MessageID != "<m1>" || got.Recipient != "x@example.com" {
+			t.Errorf("GetEmailSent: %+v, %v", got, err)
+		}
+	})
+}

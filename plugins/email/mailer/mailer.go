@@ -20,6 +20,7 @@
 //	smtp_insecure_skip_verify: false      # true accepts any STARTTLS certificate (test servers)
 //	templates: ./mail          # files here replace the embedded templates of the same name
 //	timeout: 10s               # bounds each SMTP dial and each command (a duration, or seconds)
+//	claim_lease: 2m            # how long a claim on an email holds against other senders
 //
 // An unknown setting is an error naming it. The pipeline's source schema
 // says what the records are: billing.Transaction (email kind "billed";
@@ -29,21 +30,20 @@
 // # Exactly one email per transaction or invoice
 //
 // The store's emails-sent log holds one row per (ref id, kind). A batch
-// first looks up which of its records have had their email, and skips
-// them, and duplicates within the batch; it records what it sent after
-// every 25 messages and at the end. So a batch that is retried, or a
-// replay after a crash, sends nothing twice, with one exception that SMTP
-// leaves no way around: when the process dies (or the database fails)
-// after the server accepted a message and before the message is
-// recorded, that message is sent again when the batch is retried. It then
-// has the same Message-ID (<kind.ref_id@domain of from>), so a mail log
-// or a client that deduplicates recognises it. The outbox is exactly once:
-// a message's file name depends only on its kind and ref id, and a file
-// is written whole or not at all.
-//
-// The check and the record are not one atomic step across processes:
-// exactly-once relies on one record being processed by one partition at a
-// time, which the topics keyed by transaction or invoice id provide.
+// first claims its emails there (store.ClaimEmails): those sent already
+// are skipped, and those another sender holds a live claim on make the
+// batch wait (unavailable) after the rest is sent, so that two senders of
+// one batch (a plugin finishing it after its engine died, and the
+// restarted engine's plugin retrying it) never send one email both. What
+// was sent is recorded every 25 messages and at the end, even when the
+// caller has gone; claims on emails not sent are released. What SMTP
+// leaves no way around: when the process dies after the server accepted a
+// message and before it is recorded, the message is sent again once its
+// claim expires (claim_lease, default 2m), with the same Message-ID
+// (<kind.ref_id@domain of from>), so a mail log or a client that
+// deduplicates recognises it. The outbox is exactly once: a message's file
+// name depends only on its kind and ref id, and a file is written whole or
+// not at all.
 //
 // # Failures
 //
@@ -75,10 +75,12 @@ package mailer
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"os"
 	"strings"
 	"time"
 
@@ -114,6 +116,10 @@ type Mailer struct {
 	domain string
 	log    *slog.Logger
 	now    func() time.Time
+	// owner names this Mailer in its claims on emails; lease is how long
+	// a claim holds against other senders.
+	owner string
+	lease time.Duration
 }
 
 // New builds a Mailer from cfg: it checks every setting, loads the
@@ -127,7 +133,7 @@ func New(ctx context.Context, cfg sdk.Config) (sdk.Processor, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	m := &Mailer{from: s.from, domain: s.domain, log: cfg.Log(), now: time.Now}
+	m := &Mailer{from: s.from, domain: s.domain, log: cfg.Log(), now: time.Now, owner: newOwner(), lease: s.lease}
 	switch cfg.Schema {
 	case "billing.Transaction", "Transaction":
 		m.kind, m.parse = KindBilled, billedRequest
@@ -172,26 +178,61 @@ func (m *Mailer) Process(ctx context.Context, batch []sdk.Record) ([]sdk.Result,
 	for i, r := range reqs {
 		ids[i] = r.refID
 	}
-	sent, err := m.db.EmailsSent(ctx, m.kind, ids)
+	claims, err := m.db.ClaimEmails(ctx, m.kind, ids, m.owner, m.lease)
 	if err != nil {
 		return nil, m.storeErr(ctx, err)
 	}
-	todo := reqs[:0]
+	if n := len(claims.TakenOver); n > 0 {
+		m.log.Warn("taking over emails whose sender stopped before recording them: any it had sent goes again, with the same Message-ID",
+			"kind", m.kind, "count", n)
+	}
+	var todo []*request
+	var claimed []string
 	for _, r := range reqs {
-		if !sent[r.refID] {
+		if claims.Claimed[r.refID] {
 			todo = append(todo, r)
+			claimed = append(claimed, r.refID)
 		}
 	}
+	sent := map[string]bool{}
+	defer func() { m.release(ctx, claimed, sent) }()
 	msgs, err := m.messages(ctx, todo, results)
 	if err != nil {
 		return nil, err
 	}
-	n, err := m.deliver(ctx, msgs, results)
-	m.log.Debug("email batch", "records", len(batch), "sent", n, "already_sent", len(reqs)-len(todo))
+	n, err := m.deliver(ctx, msgs, results, sent)
+	m.log.Debug("email batch", "records", len(batch), "sent", n, "already_sent", len(claims.Sent), "busy", len(claims.Busy))
 	if err != nil {
 		return nil, err
 	}
+	if len(claims.Busy) > 0 {
+		// Another sender holds these: the batch waits until it has
+		// recorded them, released them, or its claim has expired.
+		return nil, fmt.Errorf("email: %d emails are being sent by another sender: %w", len(claims.Busy),
+			sdk.Unavailable(errors.New("claimed elsewhere")))
+	}
 	return results, nil
+}
+
+// release gives up the claims of the emails claimed and not sent (refused,
+// not rendered, or not reached), so that a retry or another sender may
+// take them at once; with a context of its own, as the caller may have
+// gone.
+func (m *Mailer) release(ctx context.Context, claimed []string, sent map[string]bool) {
+	var left []string
+	for _, id := range claimed {
+		if !sent[id] {
+			left = append(left, id)
+		}
+	}
+	if len(left) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := m.db.ReleaseEmails(rctx, m.kind, left, m.owner); err != nil {
+		m.log.Warn("email claims not released: they wait until they expire", "kind", m.kind, "count", len(left), "lease", m.lease, "err", err)
+	}
 }
 
 // requests reads the records, setting the Result of those that get no
@@ -284,7 +325,7 @@ func (m *Mailer) render(r *request, c *store.Client) (*message, error) {
 // deliver sends msgs, records what was sent every recordEvery messages
 // and at the end, and sets the Results of refused messages. It returns
 // how many were sent.
-func (m *Mailer) deliver(ctx context.Context, msgs []*message, results []sdk.Result) (int, error) {
+func (m *Mailer) deliver(ctx context.Context, msgs []*message, results []sdk.Result, sentIDs map[string]bool) (int, error) {
 	var pending []store.EmailSent
 	sent := 0
 	// Messages the server accepted are recorded even when the caller has
@@ -310,6 +351,7 @@ func (m *Mailer) deliver(ctx context.Context, msgs []*message, results []sdk.Res
 			return nil
 		}
 		sent++
+		sentIDs[msg.refID] = true
 		pending = append(pending, store.EmailSent{RefID: msg.refID, Kind: msg.kind, Recipient: msg.to, MessageID: msg.id, SentAt: m.now()})
 		if len(pending) >= recordEvery {
 			return record()
@@ -349,4 +391,16 @@ func (m *Mailer) storeErr(ctx context.Context, err error) error {
 		return err
 	}
 	return sdk.Unavailable(err)
+}
+
+// newOwner names a Mailer in its claims: host, process and a random part.
+func newOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	o := fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
+	if len(o) > 64 {
+		o = o[len(o)-64:]
+	}
+	return o
 }

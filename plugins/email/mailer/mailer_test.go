@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/billing-engine/billing/engine/enginetest"
 	"github.com/billing-engine/billing/engine/sdk"
@@ -479,4 +480,60 @@ func TestCAFileVerifiesTheServer(t *testing.T) {
 	if n := srv.Count(); n != 1 {
 		t.Errorf("got %d messages, want still 1", n)
 	}
+}
+
+// TestTwoSendersOneBatch runs the same batch through two mailers at once,
+// as a plugin finishing its batch after its engine died and the restarted
+// engine's plugin would: every email goes out exactly once; the one that
+// finds emails claimed by the other waits (unavailable) and, retried,
+// sends nothing more.
+func TestTwoSendersOneBatch(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		srv := startSMTP(t)
+		a := newMailer(t, "billing.Transaction", e.smtpSettings(srv))
+		b := newMailer(t, "billing.Transaction", e.smtpSettings(srv))
+		var values []map[string]any
+		for i := range 200 {
+			values = append(values, tx(fmt.Sprintf("two-%03d", i), "c-1", int64(100+i), "EUR", "x"))
+		}
+		batch := records(values...)
+		errs := make(chan error, 2)
+		for _, m := range []*mailer.Mailer{a, b} {
+			go func() {
+				_, err := m.Process(t.Context(), batch)
+				errs <- err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil && !errors.Is(err, sdk.ErrUnavailable) {
+				t.Fatalf("process: %v", err)
+			}
+		}
+		// Retried until neither waits any more, as the engine would.
+		for _, m := range []*mailer.Mailer{a, b} {
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				_, err := m.Process(t.Context(), batch)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, sdk.ErrUnavailable) || time.Now().After(deadline) {
+					t.Fatalf("retry: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if n := srv.Count(); n != len(values) {
+			t.Errorf("got %d messages, want %d: one per transaction", n, len(values))
+		}
+		ids := map[string]int{}
+		for _, m := range srv.Messages() {
+			ids[m.MessageID]++
+		}
+		for id, n := range ids {
+			if n != 1 {
+				t.Errorf("%s sent %d times", id, n)
+			}
+		}
+	})
 }

@@ -28,12 +28,14 @@ const (
 	settingCAFile        = "smtp_ca_file"
 	settingTemplates     = "templates"
 	settingTimeout       = "timeout"
+	settingClaimLease    = "claim_lease"
+	defaultClaimLease    = 2 * time.Minute
 	defaultFrom          = "billing@localhost"
 	defaultTimeout       = 10 * time.Second
 	defaultDataDir       = "./data"
 	defaultDSN           = "embedded"
 	maxMessageIDDomain   = 160
-	settingsListForError = "dsn, data_dir, smtp_addr, outbox_dir, from, smtp_user, smtp_password, smtp_ca_file, smtp_insecure_skip_verify, templates, timeout"
+	settingsListForError = "dsn, data_dir, smtp_addr, outbox_dir, from, smtp_user, smtp_password, smtp_ca_file, smtp_insecure_skip_verify, templates, timeout, claim_lease"
 )
 
 // settings is the parsed configuration.
@@ -55,12 +57,14 @@ type settings struct {
 	// templates is a directory of overriding templates, or "".
 	templates string
 	timeout   time.Duration
+	// lease is how long a claim on an email holds against other senders.
+	lease time.Duration
 }
 
 // parseSettings reads the plugin's settings, reporting every bad one at
 // once, each error naming its setting and wrapping ErrConfig.
 func parseSettings(raw map[string]any) (settings, error) {
-	s := settings{dsn: defaultDSN, dataDir: defaultDataDir, timeout: defaultTimeout}
+	s := settings{dsn: defaultDSN, dataDir: defaultDataDir, timeout: defaultTimeout, lease: defaultClaimLease}
 	from := defaultFrom
 	var errs []error
 	bad := func(key string, format string, args ...any) {
@@ -113,6 +117,13 @@ func parseSettings(raw map[string]any) (settings, error) {
 				bad(k, "%v", err)
 			}
 			s.insecure = b
+		case settingClaimLease:
+			d, err := parseDuration(v)
+			if err != nil {
+				bad(k, "%v", err)
+			} else if d > 0 {
+				s.lease = d
+			}
 		case settingTimeout:
 			d, err := parseDuration(v)
 			if err != nil {

@@ -70,13 +70,20 @@ CREATE TABLE IF NOT EXISTS invoice_lines (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- One email per (ref_id, kind), ever: ref_id is a transaction or invoice id.
+-- A row is SENDING while a sender (owner) holds the claim to send it, and
+-- SENT once the server took it.
 CREATE TABLE IF NOT EXISTS emails_sent (
   ref_id     VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   kind       VARCHAR(16)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   recipient  VARCHAR(254) NOT NULL,
   message_id VARCHAR(255) NOT NULL,
   sent_at    DATETIME(3)  NOT NULL,
-  PRIMARY KEY (ref_id, kind)
+  state      VARCHAR(8)   CHARACTER SET ascii NOT NULL DEFAULT 'SENT',
+  owner      VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NULL,
+  claimed_at DATETIME(3)  NULL,
+  PRIMARY KEY (ref_id, kind),
+  KEY emails_sent_kind (kind, state),
+  CONSTRAINT emails_sent_state_known CHECK (state IN ('SENDING', 'SENT'))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- kind says what the payload is: 'transaction' (to the transactions topic)

@@ -63,14 +63,20 @@ CREATE TABLE IF NOT EXISTS invoice_lines (
 ) STRICT;
 
 -- One email per (ref_id, kind), ever: ref_id is a transaction or invoice id.
+-- A row is SENDING while a sender (owner) holds the claim to send it, and
+-- SENT once the server took it.
 CREATE TABLE IF NOT EXISTS emails_sent (
   ref_id     TEXT NOT NULL,
   kind       TEXT NOT NULL,
   recipient  TEXT NOT NULL,
   message_id TEXT NOT NULL,
   sent_at    TEXT NOT NULL,
+  state      TEXT NOT NULL DEFAULT 'SENT' CHECK (state IN ('SENDING', 'SENT')),
+  owner      TEXT,
+  claimed_at TEXT,
   PRIMARY KEY (ref_id, kind)
 ) STRICT;
+CREATE INDEX IF NOT EXISTS emails_sent_kind ON emails_sent (kind, state);
 
 -- kind says what the payload is: 'transaction' (to the transactions topic)
 -- or 'invoice' (to the invoices topic).
