@@ -103,8 +103,11 @@ func (db *DB) openSQLite(path string, maxConn int) error {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
-	// The writer connection goes first: it switches the file to WAL.
-	if err := w.Ping(); err != nil {
+	// The writer connection goes first: it switches the file to WAL. Several
+	// processes open the file at once when the engine starts its plugins,
+	// and switching the journal mode can answer SQLITE_BUSY without waiting
+	// for the busy timeout: the first connection is retried a while.
+	if err := pingBusy(w, 10*time.Second); err != nil {
 		_ = w.Close()
 		return fmt.Errorf("store: sqlite %s: %w", path, err)
 	}
@@ -117,6 +120,20 @@ func (db *DB) openSQLite(path string, maxConn int) error {
 	r.SetMaxIdleConns(maxConn)
 	db.w, db.r, db.d = w, r, sqliteDialect
 	return nil
+}
+
+// pingBusy pings p, again while SQLite answers busy, for up to wait.
+func pingBusy(p *sql.DB, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	backoff := 5 * time.Millisecond
+	for {
+		err := p.Ping()
+		if err == nil || !sqliteDialect.isRetryable(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 200*time.Millisecond)
+	}
 }
 
 func (db *DB) openMySQL(cfg *mysql.Config, maxConn int) error {
