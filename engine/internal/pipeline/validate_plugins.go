@@ -1,13 +1,13 @@
 package pipeline
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"maps"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/billing-engine/billing/engine/internal/pluginhost"
 )
 
 // builtin reports whether the engine runs the plugin name in-process.
@@ -57,7 +57,7 @@ func (v *validator) command(path string, p Plugin) {
 	if !isSHA256(p.SHA256) {
 		return
 	}
-	sum, err := fileSHA256(p.Command)
+	sum, err := pluginhost.FileSHA256(p.Command)
 	switch {
 	case err != nil:
 		v.errorf(path+".command", "plugin %q: command %s: %s", p.Name, raw, fileProblem(err))
@@ -69,18 +69,4 @@ func (v *validator) command(path string, p Plugin) {
 func isSHA256(s string) bool {
 	_, err := hex.DecodeString(s)
 	return len(s) == 64 && err == nil
-}
-
-// fileSHA256 returns the hex SHA-256 of the file at name.
-func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

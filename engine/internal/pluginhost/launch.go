@@ -177,7 +177,7 @@ func checkCommand(s Spec) error {
 	if s.SHA256 == "" {
 		return nil
 	}
-	sum, err := fileSHA256(s.Command)
+	sum, err := FileSHA256(s.Command)
 	if err != nil {
 		return fmt.Errorf("%w %s: %w", ErrCommand, s.Command, err)
 	}
@@ -187,7 +187,9 @@ func checkCommand(s Spec) error {
 	return nil
 }
 
-func fileSHA256(name string) (string, error) {
+// FileSHA256 returns the hex SHA-256 of the file at name: what a plugin
+// declaration's sha256 pins.
+func FileSHA256(name string) (string, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return "", err
