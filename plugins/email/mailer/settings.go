@@ -81,6 +81,15 @@ func parseSettings(raw map[string]any) (settings, error) {
 			bad(key, "want a string, got %T", v)
 		}
 	}
+	// duration sets *dst from a positive duration; zero keeps the default.
+	duration := func(key string, v any, dst *time.Duration) {
+		d, err := parseDuration(v)
+		if err != nil {
+			bad(key, "%v", err)
+		} else if d > 0 {
+			*dst = d
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		v := raw[k]
 		switch k {
@@ -118,19 +127,9 @@ func parseSettings(raw map[string]any) (settings, error) {
 			}
 			s.insecure = b
 		case settingClaimLease:
-			d, err := parseDuration(v)
-			if err != nil {
-				bad(k, "%v", err)
-			} else if d > 0 {
-				s.lease = d
-			}
+			duration(k, v, &s.lease)
 		case settingTimeout:
-			d, err := parseDuration(v)
-			if err != nil {
-				bad(k, "%v", err)
-			} else if d > 0 {
-				s.timeout = d
-			}
+			duration(k, v, &s.timeout)
 		default:
 			bad(k, "unknown setting (want one of %s)", settingsListForError)
 		}
