@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -200,13 +199,9 @@ func (db *DB) lockBillRows(ctx context.Context, tx *sql.Tx, reqs []BillRequest) 
 	rows := make(map[string]billRow, len(ids))
 	for start := 0; start < len(ids); start += billChunk {
 		chunk := ids[start:min(start+billChunk, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
 		q := "SELECT " + txCols + ", billed_by FROM transactions WHERE transaction_id IN " +
 			placeholders(len(chunk)) + " ORDER BY transaction_id" + db.d.forUpdate
-		rs, err := tx.QueryContext(ctx, q, args...)
+		rs, err := tx.QueryContext(ctx, q, idArgs(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("store: bill: %w", err)
 		}
@@ -257,19 +252,12 @@ func (db *DB) writeBilled(ctx context.Context, tx *sql.Tx, rows []billRow) error
 	}{{replace, db.d.replaceTx}, {insert, ""}} {
 		for start := 0; start < len(part.rows); start += billChunk {
 			chunk := part.rows[start:min(start+billChunk, len(part.rows))]
-			var q strings.Builder
-			q.WriteString("INSERT INTO transactions (" + txCols + ", billed_by) VALUES ")
 			args := make([]any, 0, len(chunk)*11)
 			for i := range chunk {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				q.WriteString(placeholders(11))
 				args = append(args, db.txArgs(&chunk[i].t)...)
 				args = append(args, chunk[i].billedBy)
 			}
-			q.WriteString(part.suffix)
-			_, err := tx.ExecContext(ctx, q.String(), args...)
+			_, err := tx.ExecContext(ctx, "INSERT INTO transactions ("+txCols+", billed_by) VALUES "+rowsOf(len(chunk), 11)+part.suffix, args...)
 			if part.suffix == "" && db.d.isDuplicate(err) {
 				return fmt.Errorf("store: bill: %w: %w", errConflict, err)
 			}
@@ -320,7 +308,7 @@ func (db *DB) Credit(ctx context.Context, ts []Transaction) ([]bool, error) {
 				return nil
 			}
 			q := "INSERT INTO credits (transaction_id, client_id, currency, amount_minor, description, created_at) VALUES " +
-				strings.TrimSuffix(strings.Repeat(placeholders(6)+", ", n), ", ")
+				rowsOf(n, 6)
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("store: credit: %w", err)
 			}
@@ -362,10 +350,7 @@ func (db *DB) creditState(ctx context.Context, tx *sql.Tx, ids []string) (billed
 	billed, credited = map[string]Transaction{}, map[string]bool{}
 	for start := 0; start < len(ids); start += billChunk {
 		chunk := ids[start:min(start+billChunk, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
+		args := idArgs(chunk)
 		in := placeholders(len(chunk))
 		rows, err := tx.QueryContext(ctx, "SELECT transaction_id, client_id, currency, amount_minor FROM transactions"+
 			" WHERE billed_at IS NOT NULL AND transaction_id IN "+in+" ORDER BY transaction_id"+db.d.forUpdate, args...)
@@ -394,18 +379,10 @@ func (db *DB) creditState(ctx context.Context, tx *sql.Tx, ids []string) (billed
 
 func collectIDs(ctx context.Context, tx *sql.Tx, q string, args []any, into map[string]bool) error {
 	rs, err := tx.QueryContext(ctx, q, args...)
+	if err == nil {
+		err = scanRefIDs(rs, into)
+	}
 	if err != nil {
-		return fmt.Errorf("store: credit: %w", err)
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var id string
-		if err := rs.Scan(&id); err != nil {
-			return fmt.Errorf("store: credit: %w", err)
-		}
-		into[id] = true
-	}
-	if err := rs.Err(); err != nil {
 		return fmt.Errorf("store: credit: %w", err)
 	}
 	return nil

@@ -69,11 +69,7 @@ func (db *DB) GetClients(ctx context.Context, ids []string) (map[string]Client, 
 	out := make(map[string]Client, len(ids))
 	for start := 0; start < len(ids); start += billChunk {
 		chunk := ids[start:min(start+billChunk, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := db.r.QueryContext(ctx, "SELECT "+clientCols+" FROM clients WHERE client_id IN "+placeholders(len(chunk)), args...)
+		rows, err := db.r.QueryContext(ctx, "SELECT "+clientCols+" FROM clients WHERE client_id IN "+placeholders(len(chunk)), idArgs(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("store: get clients: %w", err)
 		}

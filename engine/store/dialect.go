@@ -186,6 +186,22 @@ func (s *dbTime) parse(v string) error {
 	return nil
 }
 
+// rowsOf returns n rows of cols marks each, "(?, ?), (?, ?)", for a
+// multi-row INSERT.
+func rowsOf(n, cols int) string {
+	return strings.TrimSuffix(strings.Repeat(placeholders(cols)+", ", n), ", ")
+}
+
+// idArgs returns the query arguments lead..., then ids.
+func idArgs(ids []string, lead ...any) []any {
+	args := make([]any, 0, len(lead)+len(ids))
+	args = append(args, lead...)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return args
+}
+
 // placeholders returns "(?, ?, ...)" with n marks.
 func placeholders(n int) string {
 	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"

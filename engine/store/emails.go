@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -69,12 +68,7 @@ func (db *DB) EmailsSent(ctx context.Context, kind string, refIDs []string) (map
 	sent := make(map[string]bool)
 	for start := 0; start < len(refIDs); start += emailChunk {
 		chunk := refIDs[start:min(start+emailChunk, len(refIDs))]
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, kind)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		rows, err := db.r.QueryContext(ctx, "SELECT ref_id FROM emails_sent WHERE kind = ? AND state = 'SENT' AND ref_id IN "+placeholders(len(chunk)), args...)
+		rows, err := db.r.QueryContext(ctx, "SELECT ref_id FROM emails_sent WHERE kind = ? AND state = 'SENT' AND ref_id IN "+placeholders(len(chunk)), idArgs(chunk, kind)...)
 		if err != nil {
 			return nil, fmt.Errorf("store: emails sent: %w", err)
 		}
@@ -124,18 +118,12 @@ func (db *DB) MarkEmailsSent(ctx context.Context, sent []EmailSent) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(rows); start += emailChunk {
 			chunk := rows[start:min(start+emailChunk, len(rows))]
-			var q strings.Builder
-			q.WriteString("INSERT INTO emails_sent (ref_id, kind, recipient, message_id, sent_at) VALUES ")
 			args := make([]any, 0, len(chunk)*5)
-			for i, e := range chunk {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				q.WriteString(placeholders(5))
+			for _, e := range chunk {
 				args = append(args, e.RefID, e.Kind, e.Recipient, e.MessageID, db.d.t(e.SentAt))
 			}
-			q.WriteString(db.d.markSent)
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			q := "INSERT INTO emails_sent (ref_id, kind, recipient, message_id, sent_at) VALUES " + rowsOf(len(chunk), 5) + db.d.markSent
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("store: mark emails sent: %w", err)
 			}
 		}
@@ -199,27 +187,17 @@ func (db *DB) ClaimEmails(ctx context.Context, kind string, refIDs []string, own
 		now := db.clock()
 		for start := 0; start < len(refIDs); start += emailChunk {
 			chunk := refIDs[start:min(start+emailChunk, len(refIDs))]
-			var q strings.Builder
-			q.WriteString(db.d.insertKeep + " INTO emails_sent (ref_id, kind, recipient, message_id, sent_at, state, owner, claimed_at) VALUES ")
 			args := make([]any, 0, len(chunk)*8)
-			for i, id := range chunk {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				q.WriteString(placeholders(8))
+			for _, id := range chunk {
 				args = append(args, id, kind, "", "", db.d.t(now), "SENDING", owner, db.d.t(now))
 			}
-			q.WriteString(db.d.keepSuffix)
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			q := db.d.insertKeep + " INTO emails_sent (ref_id, kind, recipient, message_id, sent_at, state, owner, claimed_at) VALUES " +
+				rowsOf(len(chunk), 8) + db.d.keepSuffix
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("store: claim emails: %w", err)
 			}
-			sel := make([]any, 0, len(chunk)+1)
-			sel = append(sel, kind)
-			for _, id := range chunk {
-				sel = append(sel, id)
-			}
 			rows, err := tx.QueryContext(ctx, "SELECT ref_id, state, owner, claimed_at FROM emails_sent WHERE kind = ? AND ref_id IN "+
-				placeholders(len(chunk))+" ORDER BY ref_id"+db.d.forUpdate, sel...)
+				placeholders(len(chunk))+" ORDER BY ref_id"+db.d.forUpdate, idArgs(chunk, kind)...)
 			if err != nil {
 				return fmt.Errorf("store: claim emails: %w", err)
 			}
@@ -267,13 +245,8 @@ func (db *DB) ReleaseEmails(ctx context.Context, kind string, refIDs []string, o
 	return db.write(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(refIDs); start += emailChunk {
 			chunk := refIDs[start:min(start+emailChunk, len(refIDs))]
-			args := make([]any, 0, len(chunk)+2)
-			args = append(args, kind, owner)
-			for _, id := range chunk {
-				args = append(args, id)
-			}
 			if _, err := tx.ExecContext(ctx, "DELETE FROM emails_sent WHERE kind = ? AND owner = ? AND state = 'SENDING' AND ref_id IN "+
-				placeholders(len(chunk)), args...); err != nil {
+				placeholders(len(chunk)), idArgs(chunk, kind, owner)...); err != nil {
 				return fmt.Errorf("store: release emails: %w", err)
 			}
 		}

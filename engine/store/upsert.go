@@ -36,18 +36,12 @@ func (db *DB) UpsertTransactions(ctx context.Context, ts []Transaction) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(rows); start += upsertChunk {
 			chunk := rows[start:min(start+upsertChunk, len(rows))]
-			var q strings.Builder
-			q.WriteString("INSERT INTO transactions (" + txCols + ") VALUES ")
 			args := make([]any, 0, len(chunk)*10)
 			for i := range chunk {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				q.WriteString(placeholders(10))
 				args = append(args, db.txArgs(&chunk[i])...)
 			}
-			q.WriteString(db.d.upsertTx)
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			q := "INSERT INTO transactions (" + txCols + ") VALUES " + rowsOf(len(chunk), 10) + db.d.upsertTx
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("store: upsert transactions: %w", err)
 			}
 		}
