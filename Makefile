@@ -19,6 +19,7 @@ build:
 	$(GO) build -o $(BIN)/plugins/tagger ./examples/plugins/tagger
 
 run: build
+	@echo "dashboard: http://$${BILLING_HTTP_LISTEN:-127.0.0.1:8080}/  (metrics at /metrics, API description at /api/v1/openapi.json)"
 	$(BIN)/engine run $(PIPELINE)
 
 vet:

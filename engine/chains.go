@@ -70,7 +70,7 @@ func (e *Engine) buildChain(ctx context.Context, p pipeline.Pipeline) (*stream.C
 	}
 	chain := &stream.Chain{
 		Pipeline: p.Name, Registry: e.reg, Schema: schema, DLQ: p.Errors.DLQ,
-		Retries: p.Errors.Retries, Backoff: p.Errors.Backoff, Observer: e.stats, Log: e.log,
+		Retries: p.Errors.Retries, Backoff: p.Errors.Backoff, Observer: observer{e}, Log: e.log,
 	}
 	var closers []sdk.Closer
 	for _, st := range p.Stages {
@@ -162,7 +162,7 @@ func (e *Engine) processor(ctx context.Context, p pipeline.Pipeline, schema *avr
 		if err != nil {
 			return nil, 0, fmt.Errorf("%w %s (pipeline %s, stage %s): %w", ErrPlugin, name, p.Name, stage, err)
 		}
-		return proc, decl.Timeout, nil
+		return e.instrument(proc, p.Name, stage, name), decl.Timeout, nil
 	}
 	factory, ok := e.opts.processors[name]
 	if !ok {
@@ -172,5 +172,5 @@ func (e *Engine) processor(ctx context.Context, p pipeline.Pipeline, schema *avr
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w %s (pipeline %s, stage %s): %w", ErrPlugin, name, p.Name, stage, err)
 	}
-	return proc, decl.Timeout, nil
+	return e.instrument(proc, p.Name, stage, name), decl.Timeout, nil
 }

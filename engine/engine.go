@@ -16,6 +16,7 @@ import (
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/internal/billing"
 	"github.com/billing-engine/billing/engine/internal/embedded"
+	"github.com/billing-engine/billing/engine/internal/metrics"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
 	"github.com/billing-engine/billing/engine/internal/query"
 	"github.com/billing-engine/billing/engine/internal/state"
@@ -25,11 +26,12 @@ import (
 
 // Engine runs the pipelines of one pipeline file. Create it with New.
 type Engine struct {
-	file  *pipeline.File
-	opts  options
-	log   *slog.Logger
-	reg   *avro.Registry
-	stats *Stats
+	file    *pipeline.File
+	opts    options
+	log     *slog.Logger
+	reg     *avro.Registry
+	stats   *Stats
+	metrics *metrics.Metrics
 
 	state   *state.Store    // nil without tables
 	tracker *stream.Tracker // partitions owned and restoring
@@ -38,7 +40,8 @@ type Engine struct {
 	db     *store.DB       // the client and transaction database; nil until Run opens it
 	cycles *billing.Cycles // the billing cycle runner; nil until the HTTP API is up
 
-	ready chan struct{}
+	ready    chan struct{}
+	stopping chan struct{} // closed when the HTTP server shuts down, to end event streams
 }
 
 // New loads and validates the pipeline file at path and its schemas. The
@@ -53,7 +56,7 @@ func New(path string, opts ...Option) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: schemas: %w", err)
 	}
-	return &Engine{file: f, opts: o, log: o.log, reg: reg, stats: newStats(), tracker: stream.NewTracker(), ready: make(chan struct{})}, nil
+	return &Engine{file: f, opts: o, log: o.log, reg: reg, stats: newStats(), metrics: metrics.New(), tracker: stream.NewTracker(), ready: make(chan struct{}), stopping: make(chan struct{})}, nil
 }
 
 func load(path string, o options) (*pipeline.File, error) {
@@ -144,6 +147,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	closers = append(closers, e.db.Close)
+	e.registerStateMetrics()
 	stopRelay, err := e.startRelay(ctx, brokers, cfg)
 	if err != nil {
 		return err
@@ -211,12 +215,15 @@ func (e *Engine) startHTTP() (*http.Server, error) {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	srv.RegisterOnShutdown(func() { close(e.stopping) })
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.log.Error("http server", "err", err)
 		}
 	}()
-	e.log.Info("HTTP API listening", "url", "http://"+ln.Addr().String(), "advertise", e.file.HTTP.Advertise)
+	url := "http://" + ln.Addr().String()
+	e.log.Info("HTTP API listening", "url", url, "advertise", e.file.HTTP.Advertise)
+	e.log.Info("dashboard: open "+url+"/ in a browser", "dashboard", url+"/", "metrics", url+"/metrics", "openapi", url+"/api/v1/openapi.json")
 	return srv, nil
 }
 

@@ -67,7 +67,7 @@ func (e *Engine) repartitionRunners(p pipeline.Pipeline, base stream.RunnerConfi
 		cfg.Tables = tables
 		cfg.Chain = &stream.Chain{
 			Pipeline: p.Name + "." + d.Name, DLQ: p.Errors.DLQ, Retries: p.Errors.Retries,
-			Backoff: p.Errors.Backoff, Observer: e.stats, Log: e.log,
+			Backoff: p.Errors.Backoff, Observer: observer{e}, Log: e.log,
 			Steps: []stream.Step{{Name: "tables", Tables: tables}},
 		}
 		out = append(out, stream.NewRunner(cfg))

@@ -154,6 +154,15 @@ func (db *DB) OutboxCounts(ctx context.Context) (pending, sent int64, err error)
 	return pending, sent, nil
 }
 
+// OutboxPending returns how many outbox entries wait to be published.
+func (db *DB) OutboxPending(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: outbox pending: %w", err)
+	}
+	return n, nil
+}
+
 // Purge deletes outbox entries sent before before (always keeping the
 // newest entry, so that ids are never reused) and idempotency records
 // stored before before. It returns how many rows it deleted.

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"crypto/subtle"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 )
 
 // Server routes the API. Register handlers with Handle before serving;
@@ -16,6 +18,10 @@ type Server struct {
 	// guarded are path prefixes outside /api/ that need the token, and
 	// not the read token, for every method (see RequireToken).
 	guarded []string
+	// patterns are the registered routes, in registration order.
+	patterns []string
+	// observe, when set, is told each answered request's route and status.
+	observe func(r *http.Request, route string, status int, took time.Duration)
 }
 
 // Option configures New.
@@ -28,6 +34,13 @@ func WithToken(token string) Option { return func(s *Server) { s.token = token }
 // WithReadToken also accepts token for GET and HEAD calls on /api/.
 func WithReadToken(token string) Option { return func(s *Server) { s.readToken = token } }
 
+// WithObserver calls f after each request with its route pattern (for
+// example "GET /api/v1/clients/{id}", or "" when no route matched), the
+// status answered and the time it took. f must be safe for concurrent use.
+func WithObserver(f func(r *http.Request, route string, status int, took time.Duration)) Option {
+	return func(s *Server) { s.observe = f }
+}
+
 // New returns a Server with no routes.
 func New(opts ...Option) *Server {
 	s := &Server{mux: http.NewServeMux()}
@@ -38,7 +51,13 @@ func New(opts ...Option) *Server {
 }
 
 // Handle registers h for a ServeMux pattern such as "GET /api/v1/clients/{id}".
-func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
+func (s *Server) Handle(pattern string, h http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, h)
+	s.patterns = append(s.patterns, pattern)
+}
+
+// Routes returns the patterns registered with Handle, in order.
+func (s *Server) Routes() []string { return slices.Clone(s.patterns) }
 
 // RequireToken makes every call whose path starts with prefix need the
 // token of WithToken, as /api/ calls do, whatever its method; the read
@@ -50,6 +69,21 @@ func (s *Server) RequireToken(prefix string) { s.guarded = append(s.guarded, pre
 // ServeHTTP authenticates /api/ calls and the prefixes of RequireToken,
 // then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.observe == nil {
+		s.serve(w, r)
+		return
+	}
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	s.serve(sw, r)
+	_, route := s.mux.Handler(r)
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	s.observe(r, route, sw.status, time.Since(start))
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	guarded := s.isGuarded(r.URL.Path)
 	if (guarded || strings.HasPrefix(r.URL.Path, "/api/")) && !s.authorized(r, guarded) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="billing"`)
@@ -125,3 +159,34 @@ func (p *statusProbe) WriteHeader(code int) {
 		p.status = code
 	}
 }
+
+// statusWriter remembers the status a handler answered. It passes Flush
+// through, so server-sent events still stream.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush implements http.Flusher when the underlying writer does.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

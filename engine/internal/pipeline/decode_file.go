@@ -60,9 +60,10 @@ func (d *decoder) kafkaFields(k *Kafka) map[string]field {
 
 func (d *decoder) httpFields(h *HTTP) map[string]field {
 	return map[string]field{
-		"listen":    d.str(&h.Listen),
-		"advertise": d.str(&h.Advertise),
-		"api_token": d.str(&h.APIToken),
+		"listen":         d.str(&h.Listen),
+		"advertise":      d.str(&h.Advertise),
+		"api_token":      d.str(&h.APIToken),
+		"api_read_token": d.str(&h.APIReadToken),
 	}
 }
 

@@ -22,7 +22,7 @@
 //	  sasl: {mechanism: SCRAM-SHA-512, user: u, password: p}    # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 //	  tls: {enabled: true, ca_file: ca.pem, cert_file: c.pem, key_file: k.pem,
 //	        insecure_skip_verify: false, server_name: kafka}  # files relative to this file
-//	http: {listen: 127.0.0.1:8080, advertise: http://127.0.0.1:8080, api_token: ""}
+//	http: {listen: 127.0.0.1:8080, advertise: http://127.0.0.1:8080, api_token: "", api_read_token: ""}
 //	database: {dsn: embedded}     # or mysql://user:pass@tcp(host:3306)/db
 //	email: {smtp_addr: "", from: billing@localhost}
 //	topics:                       # per-topic overrides

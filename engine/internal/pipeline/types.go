@@ -114,6 +114,10 @@ type HTTP struct {
 	Advertise string
 	// APIToken, when set, is required as a bearer token on /api/.
 	APIToken string
+	// APIReadToken, when set with APIToken, is also accepted for GET and
+	// HEAD calls on /api/: a token for dashboards and queries that cannot
+	// change anything.
+	APIReadToken string
 }
 
 // Database configures the SQL store.

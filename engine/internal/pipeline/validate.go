@@ -116,6 +116,12 @@ func (v *validator) settings() {
 		v.errorf("application_id", "application_id: %q may use only letters, digits, '.', '_' and '-' (it prefixes topic and group names)", f.ApplicationID)
 	}
 	v.hostPort("http.listen", f.HTTP.Listen)
+	if f.HTTP.APIReadToken != "" && f.HTTP.APIToken == "" {
+		v.errorf("http.api_read_token", "http.api_read_token: needs http.api_token (without it the API is open to everyone)")
+	}
+	if f.HTTP.APIReadToken != "" && f.HTTP.APIReadToken == f.HTTP.APIToken {
+		v.errorf("http.api_read_token", "http.api_read_token: must differ from http.api_token")
+	}
 	if u, err := url.Parse(f.HTTP.Advertise); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.errorf("http.advertise", "http.advertise: want an http:// or https:// URL, got %q", f.HTTP.Advertise)
 	}

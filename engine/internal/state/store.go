@@ -182,6 +182,16 @@ func (s *Store) Count(table string, partition int32) (int, error) {
 	return n, it.Error()
 }
 
+// DiskUsage estimates the bytes table takes on disk, over all partitions.
+func (s *Store) DiskUsage(table string) (uint64, error) {
+	lower := append(append([]byte{'d'}, table...), 0)
+	n, err := s.db.EstimateDiskUsage(lower, prefixEnd(lower))
+	if err != nil {
+		return 0, fmt.Errorf("state: disk usage of %s: %w", table, err)
+	}
+	return n, nil
+}
+
 // prefixEnd returns the smallest key greater than every key with prefix p.
 func prefixEnd(p []byte) []byte {
 	end := append([]byte(nil), p...)

@@ -67,17 +67,30 @@ type Chain struct {
 	Log *slog.Logger
 }
 
-// Observer receives counts of what a chain did. Implementations must be
-// safe for concurrent use.
+// Observer is told what each batch did, once the batch has committed, so a
+// batch that is retried or abandoned is never counted twice.
+// Implementations must be safe for concurrent use.
 type Observer interface {
-	// Consumed counts records read from the source.
-	Consumed(pipeline string, n int)
-	// Produced counts records written to topic by stage.
-	Produced(pipeline, stage, topic string, n int)
-	// DeadLettered counts one record sent to the DLQ.
-	DeadLettered(pipeline, stage, reason string)
-	// Dropped counts records a filter dropped.
-	Dropped(pipeline, stage string, n int)
+	Committed(pipeline string, b *Batch)
+}
+
+// Batch is what one committed batch did.
+type Batch struct {
+	// Topic and Partition are the source partition.
+	Topic     string
+	Partition int32
+	// Inputs are the source records of the batch, in offset order.
+	Inputs []*sarama.ConsumerMessage
+	// Outputs are the records the batch produced, dead letters included
+	// (those have DeadLetter set).
+	Outputs []Output
+	// Dropped counts, per filter stage, the records it dropped.
+	Dropped map[string]int
+	// Took is the time from the start of processing to the commit.
+	Took time.Duration
+	// Lag is how many records of the partition were still to be read after
+	// the batch (the high watermark minus the next offset).
+	Lag int64
 }
 
 // Output is a record to produce.
@@ -89,10 +102,21 @@ type Output struct {
 	Timestamp time.Time
 	// Stage produced it (for metrics).
 	Stage string
+	// DeadLetter is set on records for the DLQ.
+	DeadLetter *DeadLetter
 	// Partition is the partition to write to when Pinned; otherwise the
 	// key chooses it.
 	Partition int32
 	Pinned    bool
+}
+
+// DeadLetter says why a record went to the DLQ and where it came from.
+type DeadLetter struct {
+	Stage, Reason string
+	// Topic, Partition and Offset locate the source record.
+	Topic     string
+	Partition int32
+	Offset    int64
 }
 
 // item is a record in flight, with the index of the source message it
@@ -106,6 +130,8 @@ type item struct {
 type Result struct {
 	// Outputs are the records to produce, in order.
 	Outputs []Output
+	// Dropped counts, per filter stage, the records it dropped.
+	Dropped map[string]int
 	// State are the table changes to apply once Outputs committed.
 	State []StateWrite
 	// Committed, when set, is called after State was applied.
@@ -132,15 +158,20 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 		}
 		items = append(items, item{rec: rec, origin: i})
 	}
-	if o := c.Observer; o != nil {
-		o.Consumed(c.Pipeline, len(msgs))
-	}
 	var bs *batchState
+	var dropped map[string]int
 	for _, st := range c.Steps {
 		var err error
 		switch {
 		case st.Filter != nil:
+			n := len(items)
 			items, outs = c.filter(st, msgs, items, outs)
+			if d := n - len(items); d > 0 {
+				if dropped == nil {
+					dropped = map[string]int{}
+				}
+				dropped[st.Name] += d
+			}
 		case st.Tables != nil:
 			if bs == nil {
 				bs = newBatchState(st.Tables, msgs[0].Partition)
@@ -153,7 +184,7 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 			return Result{}, err
 		}
 	}
-	res := Result{Outputs: outs}
+	res := Result{Outputs: outs, Dropped: dropped}
 	if bs != nil {
 		more, writes, err := bs.flush()
 		if err != nil {
@@ -197,7 +228,6 @@ func (c *Chain) decode(v []byte) (map[string]any, error) {
 
 func (c *Chain) filter(st Step, msgs []*sarama.ConsumerMessage, items []item, outs []Output) ([]item, []Output) {
 	kept := items[:0]
-	dropped := 0
 	for _, it := range items {
 		ok, err := st.Filter.EvalBool(it.rec.Data)
 		switch {
@@ -205,12 +235,7 @@ func (c *Chain) filter(st Step, msgs []*sarama.ConsumerMessage, items []item, ou
 			outs = append(outs, c.deadLetter(msgs[it.origin], it.rec, st.Name, err.Error()))
 		case ok:
 			kept = append(kept, it)
-		default:
-			dropped++
 		}
-	}
-	if o := c.Observer; o != nil && dropped > 0 {
-		o.Dropped(c.Pipeline, st.Name, dropped)
 	}
 	return kept, outs
 }
@@ -296,7 +321,9 @@ func (c *Chain) call(ctx context.Context, st Step, batch []sdk.Record) ([]sdk.Re
 			}
 		}
 		if c.Log != nil {
-			c.Log.Warn("stage failed; retrying batch", "pipeline", c.Pipeline, "stage", st.Name, "attempt", attempt, "backoff", *wait, "err", err)
+			c.Log.Warn("stage failed; retrying batch", "pipeline", c.Pipeline, "stage", st.Name,
+				"partition", batch[0].Partition, "first_offset", batch[0].Offset, "records", len(batch),
+				"attempt", attempt, "backoff", *wait, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -370,9 +397,6 @@ func emitted(in sdk.Record, e sdk.Emit, topic, stage string) Output {
 
 // deadLetter builds the DLQ record for rec, which came from m.
 func (c *Chain) deadLetter(m *sarama.ConsumerMessage, rec sdk.Record, stage, reason string) Output {
-	if o := c.Observer; o != nil {
-		o.DeadLettered(c.Pipeline, stage, reason)
-	}
 	h := make([]sdk.Header, 0, len(rec.Headers)+6)
 	h = append(h, rec.Headers...)
 	h = append(h,
@@ -383,7 +407,10 @@ func (c *Chain) deadLetter(m *sarama.ConsumerMessage, rec sdk.Record, stage, rea
 		sdk.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(m.Partition)))},
 		sdk.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
 	)
-	return Output{Topic: c.DLQ, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: rec.Timestamp, Stage: stage}
+	return Output{
+		Topic: c.DLQ, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: rec.Timestamp, Stage: stage,
+		DeadLetter: &DeadLetter{Stage: stage, Reason: reason, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset},
+	}
 }
 
 func toRecord(m *sarama.ConsumerMessage) sdk.Record {

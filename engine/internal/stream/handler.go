@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -115,7 +116,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		var ok bool
 		batch, ok = h.collect(sess.Context(), claim.Messages(), batch[:0])
 		if len(batch) > 0 {
-			if err := h.commit(sess, txnID, batch); err != nil {
+			if err := h.commit(sess, claim, txnID, batch); err != nil {
 				log.Error("batch not committed; the partition will be re-read from its last commit", "err", err, "first_offset", batch[0].Offset)
 				return err
 			}
@@ -160,7 +161,8 @@ func (h *handler) collect(ctx context.Context, msgs <-chan *sarama.ConsumerMessa
 // the batch's table changes locally. Transient Kafka errors are retried
 // with the same outputs in a new transaction; a fatal producer error
 // (fenced by a new owner) gives up the partition.
-func (h *handler) commit(sess sarama.ConsumerGroupSession, txnID string, batch []*sarama.ConsumerMessage) error {
+func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, txnID string, batch []*sarama.ConsumerMessage) error {
+	start := time.Now()
 	// The batch in hand is finished even when the session is ending; only
 	// a stop of the whole engine mid-retry abandons it.
 	ctx := WithSession(context.WithoutCancel(sess.Context()), sess.Context().Done())
@@ -176,13 +178,13 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, txnID string, batch [
 		}
 		sess.MarkMessage(last, "")
 		sess.Commit()
-		return h.committed(res, msgs)
+		return h.committed(claim, batch, res, msgs, start)
 	}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := h.transact(sess, txnID, msgs, last)
 		if err == nil {
-			return h.committed(res, msgs)
+			return h.committed(claim, batch, res, msgs, start)
 		}
 		// A new producer for the same transactional id aborts whatever this
 		// one left open; it is the one way out of every broken state.
@@ -198,9 +200,17 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, txnID string, batch [
 }
 
 // committed applies a committed batch's table changes, with each table's
-// checkpoint after its last changelog record, and counts the outputs.
-func (h *handler) committed(res Result, msgs []*sarama.ProducerMessage) error {
-	h.observe(res.Outputs)
+// checkpoint after its last changelog record, and reports the batch to the
+// Observer.
+func (h *handler) committed(claim sarama.ConsumerGroupClaim, batch []*sarama.ConsumerMessage, res Result, msgs []*sarama.ProducerMessage, start time.Time) error {
+	h.logDeadLetters(res.Outputs)
+	if o := h.r.cfg.Chain.Observer; o != nil {
+		o.Committed(h.r.cfg.Chain.Pipeline, &Batch{
+			Topic: claim.Topic(), Partition: claim.Partition(), Inputs: batch,
+			Outputs: res.Outputs, Dropped: res.Dropped, Took: time.Since(start),
+			Lag: max(0, claim.HighWaterMarkOffset()-batch[len(batch)-1].Offset-1),
+		})
+	}
 	if len(res.State) == 0 {
 		return nil
 	}
@@ -222,6 +232,33 @@ func (h *handler) committed(res Result, msgs []*sarama.ProducerMessage) error {
 		res.Committed()
 	}
 	return nil
+}
+
+// maxLoggedDeadLetters bounds the dead letters logged one by one per batch.
+const maxLoggedDeadLetters = 5
+
+// logDeadLetters logs a committed batch's dead letters: the first few each
+// with its transaction id (the record key) and reason, then how many more.
+func (h *handler) logDeadLetters(outs []Output) {
+	// Transactions are keyed by their id, so the key is named for what it is.
+	keyAttr := "key"
+	if sc := h.r.cfg.Chain.Schema; sc != nil && strings.HasSuffix(sc.Name, "Transaction") {
+		keyAttr = "transaction_id"
+	}
+	n := 0
+	for i := range outs {
+		d := outs[i].DeadLetter
+		if d == nil {
+			continue
+		}
+		if n++; n <= maxLoggedDeadLetters {
+			h.r.log.Warn("record sent to the DLQ", "stage", d.Stage, "partition", d.Partition, "offset", d.Offset,
+				keyAttr, string(outs[i].Key), "reason", d.Reason, "dlq", outs[i].Topic)
+		}
+	}
+	if n > maxLoggedDeadLetters {
+		h.r.log.Warn("more records of the batch sent to the DLQ", "count", n-maxLoggedDeadLetters)
+	}
 }
 
 // barrier writes a barrier record to partition p of changelog, committed,
@@ -298,16 +335,6 @@ func (h *handler) abort(prod sarama.SyncProducer, cause error) error {
 		}
 	}
 	return fmt.Errorf("stream: transaction: %w", cause)
-}
-
-func (h *handler) observe(outs []Output) {
-	o := h.r.cfg.Chain.Observer
-	if o == nil {
-		return
-	}
-	for _, out := range outs {
-		o.Produced(h.r.cfg.Chain.Pipeline, out.Stage, out.Topic, 1)
-	}
 }
 
 func toProducerMessages(outs []Output) []*sarama.ProducerMessage {

@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 
@@ -18,13 +19,14 @@ type Tracker struct {
 	mu        sync.RWMutex
 	owned     map[groupTopic]map[int32]bool
 	restoring map[string]map[int32]bool // table -> partitions
+	restored  map[string]int64          // table -> changelog records replayed
 }
 
 type groupTopic struct{ group, topic string }
 
 // NewTracker returns an empty Tracker.
 func NewTracker() *Tracker {
-	return &Tracker{owned: map[groupTopic]map[int32]bool{}, restoring: map[string]map[int32]bool{}}
+	return &Tracker{owned: map[groupTopic]map[int32]bool{}, restoring: map[string]map[int32]bool{}, restored: map[string]int64{}}
 }
 
 func (t *Tracker) setOwned(group, topic string, parts []int32) {
@@ -115,6 +117,20 @@ func (t *Tracker) RestoringAll() map[string][]int32 {
 	return out
 }
 
+func (t *Tracker) addRestored(table string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.restored[table] += int64(n)
+}
+
+// Restored returns, by table, how many changelog records restores have
+// replayed since the engine started.
+func (t *Tracker) Restored() map[string]int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return maps.Clone(t.restored)
+}
+
 // barrierKey marks the barrier records restore writes into a changelog;
 // they are never applied to a table.
 var barrierKey = []byte("\x00restore-barrier")
@@ -148,17 +164,18 @@ func restore(ctx context.Context, client sarama.Client, store *state.Store, tabl
 		return 0, fmt.Errorf("stream: restore %s/%d from %d: %w", changelog, p, from, err)
 	}
 	defer pc.Close()
-	return replay(ctx, pc, store, table, p, barrier)
+	return replay(ctx, pc, store, table, p, barrier, tr)
 }
 
 // replay applies changelog records in batches until it has applied the
 // barrier's offset.
-func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store, table string, p int32, barrier int64) (int, error) {
+func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store, table string, p int32, barrier int64, tr *Tracker) (int, error) {
 	n := 0
 	var writes []state.Write
 	next := int64(-1)
 	flush := func() error {
 		err := store.Apply(table, p, writes, next)
+		tr.addRestored(table, len(writes))
 		writes = writes[:0]
 		return err
 	}
