@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,12 +29,17 @@ func (e *Engine) routes() *httpapi.Server {
 	api.Handle("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	api.Handle("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	api.Handle("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-e.ready:
 		default:
 			httpapi.RetryAfter(w, 1)
 			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			return
+		}
+		if err := e.pingDatabase(r.Context()); err != nil {
+			httpapi.RetryAfter(w, 1)
+			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable", "error": err.Error()})
 			return
 		}
 		owned := e.tracker.OwnedAll()
@@ -72,6 +78,16 @@ func (e *Engine) routes() *httpapi.Server {
 	api.Handle("GET /{$}", dash.ServeHTTP)
 	api.Handle("GET "+dashboard.AssetPrefix+"{file}", dash.ServeHTTP)
 	return api
+}
+
+// pingDatabase checks, within a second, that the database answers.
+func (e *Engine) pingDatabase(ctx context.Context) error {
+	if e.db == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return e.db.Ping(ctx)
 }
 
 // events streams the counts as server-sent events: an event "stats" with

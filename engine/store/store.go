@@ -149,6 +149,9 @@ func (db *DB) openMySQL(cfg *mysql.Config, maxConn int) error {
 	return nil
 }
 
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.ping(ctx) }
+
 func (db *DB) ping(ctx context.Context) error {
 	if err := db.w.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: connect to %s: %w", db.desc, err)
