@@ -9,7 +9,7 @@ PLUGINS   := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
 PIPELINE  ?= pipelines/billing.yaml
 TESTFLAGS ?= -race -shuffle=on -timeout 20m
 
-.PHONY: all build run test test-short vet fmt-check validate bench proto clean
+.PHONY: all build run test test-short vet fmt-check validate bench fuzz proto clean
 
 all: build
 
@@ -45,6 +45,30 @@ bench: build
 	$(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkQueries|BenchmarkBilling' -benchtime 1x -timeout 30m ./engine/
 	$(GO) test -run '^$$' -bench BenchmarkMailer -benchtime 5000x ./plugins/email/mailer
 	$(GO) test -run '^$$' -bench BenchmarkCreateTransaction -benchtime 5000x ./engine/internal/httpapi
+	# Every scenario in one table, printed and written to BENCHMARKS.md.
+	BENCH_WRITE=1 $(GO) test -run '^$$' -bench BenchmarkScenarios -benchtime 1x -timeout 60m ./engine/
+
+# Runs each fuzz target for FUZZTIME, one after another (-fuzz takes one
+# package at a time). A failing input is written under the package's
+# testdata/fuzz/<target>/: commit it with the fix, so it stays a regression
+# test that every `go test` runs.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	FuzzDecode:./engine/avro \
+	FuzzCompile:./engine/expr \
+	FuzzLoad:./engine/internal/pipeline \
+	FuzzParseInterval:./engine/internal/billing \
+	FuzzCRUDBodies:./engine/internal/httpapi \
+	FuzzBillingCycleBody:./engine/internal/httpapi \
+	FuzzDecodeCursor:./engine/store \
+	FuzzAppendData:./plugins/email/mailer
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 # Regenerates the plugin protocol's Go code (committed, so building needs no
 # protoc). Needs protoc (Debian protobuf-compiler), protoc-gen-go v1.36.12

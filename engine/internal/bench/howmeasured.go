@@ -1,0 +1,42 @@
+package bench
+
+// HowMeasured is the "How measured" section of BENCHMARKS.md: how
+// BenchmarkScenarios (engine/scenarios_bench_test.go) measures.
+const HowMeasured = `Each scenario runs on a fresh embedded broker (kfake, in the benchmark's
+process) holding the same pre-produced transactions, and runs what it
+measures as a child process: the engine binary (` + "`engine run FILE`" + `, GOGC 200
+as it ships) or, for the ceiling, ` + "`engine/internal/bench/ceiling`" + `: a plain
+sarama consumer group and async producer with the engine's producer
+batching; no decoding, no transactions, offsets auto-committed.
+
+- **records/s**: from the first record the child consumed until every
+  record was committed on its way out, read from the child's
+  ` + "`/api/v1/stats`" + ` every 5 ms (the engine counts a batch once its transaction
+  commits). Billing: until the database holds every transaction BILLED and
+  the emails-sent log every email (transactions/s). **Ratio**: over the
+  ceiling's records/s.
+- **CPU s per 100k records**: the user and system CPU time of the child
+  and of the plugin processes it started, over the same interval
+  (` + "`/proc/PID/stat`" + `), per 100,000 records. The broker, the load generator, the
+  SMTP sink and MariaDB are not in it.
+- **Peak RSS**: the high-water mark (VmHWM) of the child plus those of its
+  plugin processes, over both phases.
+- **Latency** (p50/p99/p999): after the throughput phase, transactions are
+  produced at a fixed rate (the "latency at" column) with franz-go (no
+  linger), each stamped with the time of its produce call; a read_committed
+  franz-go consumer of the scenario's output topics (the branch topics;
+  ` + "`bench.passthrough`" + ` for the ceiling; ` + "`transactions.billed`" + ` for billing: billed
+  in the database and back through the processor) takes the time to its
+  arrival. The first second is warm-up and left out. The engine commits
+  one Kafka transaction per batch and partition, and a batch closes at
+  max_batch records or after max_wait (listed below), so batching and the
+  commit are most of it; the pipeline files are as a user would run them.
+- **Status queries**: one client asks back to back for the status of
+  random transactions already processed (` + "`GET /api/v1/transactions/{id}/status`" + `,
+  answered locally by the one instance) while the status pipeline
+  consumes the records at full speed; the latency columns are the query's
+  round trip, the other columns the pipeline's.
+
+Every process shares the machine's cores: the broker and the load
+generator run beside the child.
+`

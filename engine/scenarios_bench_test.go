@@ -1,0 +1,464 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/billing-engine/billing/engine"
+	"github.com/billing-engine/billing/engine/enginetest"
+	"github.com/billing-engine/billing/engine/internal/bench"
+	"github.com/billing-engine/billing/engine/store"
+	"github.com/billing-engine/billing/engine/store/storetest"
+)
+
+// BenchmarkScenarios runs every scenario of the project's benchmark table
+// and prints the table; with BENCH_WRITE=1 it also writes BENCHMARKS.md at
+// the repository's root (make bench sets it). The scenarios, in order: the
+// ceiling (a plain sarama consume-and-produce, engine/internal/bench/ceiling),
+// the branch pipeline, with the status table, with the status and both
+// aggregate tables, with an out-of-process plugin stage, the whole billing
+// flow on SQLite and on MariaDB (skipped when the server does not answer),
+// and status queries while the status pipeline consumes at full speed.
+//
+// Each scenario gets a fresh embedded broker in the benchmark's process,
+// with the same records pre-produced, and runs the process under test (the
+// engine binary, or the ceiling's) as a child, so that its CPU time and
+// peak RSS are its own. Two phases per scenario:
+//
+//   - throughput: the records/s from the first record consumed until every
+//     record is committed on its way out (read from the child's
+//     /api/v1/stats every 5 ms), and the CPU time the child and its plugin
+//     processes spent in between;
+//   - latency: records produced at a fixed rate (BENCH_RATE, or half the
+//     scenario's throughput when that is lower) for BENCH_LATENCY_SECONDS;
+//     a read_committed consumer of the scenario's output topics takes, for
+//     each record, the time from its produce call to its arrival. The first
+//     second is warm-up and left out.
+//
+// Settings (environment): BENCH_N records per stream scenario (default
+// 300,000), BENCH_BILLING_N transactions per billing scenario (30,000),
+// BENCH_RATE (5,000), BENCH_LATENCY_SECONDS (20), BENCH_SCENARIOS a comma
+// list of the scenarios to run (ceiling, which always runs, branch,
+// status, tables, plugin, billing-sqlite, billing-mysql, queries),
+// BENCH_BILLING_DB sqlite or mysql, BENCH_WRITE=1, BENCH_NOTE a line for
+// BENCHMARKS.md, BENCH_LOG=1 to print the children's logs. Run it with
+// -benchtime 1x. CPU and RSS are read from /proc, so Linux only; elsewhere
+// those columns say n/a.
+func BenchmarkScenarios(b *testing.B) {
+	s := scnSettingsFromEnv(b)
+	for i := 0; i < b.N; i++ {
+		rep := bench.Report{Started: time.Now(), Env: bench.Environment(enginetest.RepoRoot(b)),
+			Setup: s.setup(), Draft: s.draft(), Note: os.Getenv("BENCH_NOTE")}
+		for _, sc := range scnAll() {
+			if sc.key != bench.KeyCeiling && !s.wants(sc.key) {
+				continue
+			}
+			row := sc.run(b, s, sc)
+			b.Logf("%s: %s", sc.key, row.Summary())
+			rep.Rows = append(rep.Rows, row)
+		}
+		b.Log("\n" + rep.Table())
+		if w := rep.Warning(); w != "" {
+			b.Log("warning: " + w)
+		}
+		for _, r := range rep.Rows {
+			if r.Skipped == "" {
+				b.ReportMetric(r.Rate, r.Key+"_rec/s")
+				b.ReportMetric(bench.Millis(r.Latency.P99), r.Key+"_p99_ms")
+			}
+		}
+		if os.Getenv("BENCH_WRITE") == "1" {
+			path := filepath.Join(enginetest.RepoRoot(b), "BENCHMARKS.md")
+			if err := os.WriteFile(path, []byte(rep.Markdown()), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("wrote %s", path)
+		}
+	}
+}
+
+// scnSettings are the benchmark's settings; see BenchmarkScenarios.
+type scnSettings struct {
+	n, billingN, rate int
+	latency           time.Duration
+	only              map[string]bool // nil: every scenario
+	billingDB         string          // "": both dialects
+}
+
+const (
+	scnDefaultRate    = 5_000
+	scnDefaultLatency = 20 * time.Second
+	scnDefaultBilling = 30_000
+)
+
+func scnSettingsFromEnv(b *testing.B) scnSettings {
+	s := scnSettings{n: benchRecords, billingN: scnDefaultBilling, rate: scnDefaultRate, latency: scnDefaultLatency,
+		billingDB: os.Getenv("BENCH_BILLING_DB")}
+	for name, dst := range map[string]*int{"BENCH_N": &s.n, "BENCH_BILLING_N": &s.billingN, "BENCH_RATE": &s.rate} {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				b.Fatalf("%s=%q: want a positive integer", name, v)
+			}
+			*dst = n
+		}
+	}
+	if v := os.Getenv("BENCH_LATENCY_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 {
+			b.Fatalf("BENCH_LATENCY_SECONDS=%q: want an integer of at least 2 (the first second is warm-up)", v)
+		}
+		s.latency = time.Duration(n) * time.Second
+	}
+	if v := os.Getenv("BENCH_SCENARIOS"); v != "" {
+		s.only = map[string]bool{}
+		for _, k := range strings.Split(v, ",") {
+			s.only[strings.TrimSpace(k)] = true
+		}
+	}
+	return s
+}
+
+func (s scnSettings) wants(key string) bool {
+	if s.only != nil && !s.only[key] {
+		return false
+	}
+	if d, ok := strings.CutPrefix(key, "billing-"); ok && s.billingDB != "" {
+		return d == s.billingDB
+	}
+	return true
+}
+
+// setup is the sentence on the records and rates, for BENCHMARKS.md.
+func (s scnSettings) setup() string {
+	return fmt.Sprintf("%s transactions per stream scenario, %s per billing scenario; latency phase %.0f s per scenario at %s/s, or half the scenario's throughput when that is lower",
+		bench.Thousands(int64(s.n)), bench.Thousands(int64(s.billingN)), s.latency.Seconds(), bench.Thousands(int64(s.rate)))
+}
+
+// draft says which settings differ from the defaults, or "".
+func (s scnSettings) draft() string {
+	var diff []string
+	for _, d := range []struct {
+		name      string
+		got, want int
+	}{
+		{"BENCH_N", s.n, benchRecords},
+		{"BENCH_BILLING_N", s.billingN, scnDefaultBilling},
+		{"BENCH_RATE", s.rate, scnDefaultRate},
+		{"BENCH_LATENCY_SECONDS", int(s.latency.Seconds()), int(scnDefaultLatency.Seconds())},
+	} {
+		if d.got != d.want {
+			diff = append(diff, fmt.Sprintf("%s=%d", d.name, d.got))
+		}
+	}
+	if s.only != nil || s.billingDB != "" {
+		diff = append(diff, "some scenarios left out (BENCH_SCENARIOS, BENCH_BILLING_DB)")
+	}
+	if len(diff) == 0 {
+		return ""
+	}
+	return "settings other than the defaults: " + strings.Join(diff, ", ")
+}
+
+// latencyRate is the fixed rate of a scenario's latency phase: the
+// setting, or half the scenario's throughput when that is lower (the
+// phase measures latency below saturation).
+func (s scnSettings) latencyRate(throughput float64) int {
+	return max(1, min(s.rate, int(throughput/2)))
+}
+
+// scnScenario is one row of the table.
+type scnScenario struct {
+	key, name string
+	file      string // pipeline file, relative to the repository; "" for the ceiling
+	app       string // application id (consumer group)
+	first     string // the counter whose first record starts the clock
+	done      []string
+	sinks     []string // the topics the latency phase reads
+	plugin    string   // a plugin's main package, served from BILLING_PLUGIN_DIR under its base name
+	run       func(*testing.B, scnSettings, scnScenario) bench.Row
+}
+
+var scnBranchSinks = []string{"transactions.approved", "transactions.declined", "transactions.refunded", "transactions.billed"}
+
+func scnAll() []scnScenario {
+	stream := func(key, name, file string, done ...string) scnScenario {
+		return scnScenario{key: key, name: name, file: file, app: "bench-" + key, first: "consumed/processor",
+			done: append([]string{"produced/processor/branch/"}, done...), sinks: scnBranchSinks, run: scnRunStream}
+	}
+	billing := func(key, name string) scnScenario {
+		return scnScenario{key: key, name: name, file: "pipelines/billing.yaml", app: "billing", first: "consumed/processor",
+			done: []string{"consumed/notify"}, sinks: []string{"transactions.billed"}, run: scnRunBilling}
+	}
+	plugin := stream("plugin", "branch pipeline + out-of-process plugin stage (tagger)", "engine/testdata/bench/plugin.yaml")
+	plugin.plugin = "examples/plugins/tagger"
+	return []scnScenario{
+		{key: bench.KeyCeiling, name: "ceiling: plain sarama consume-and-produce", app: "bench-ceiling", first: "consumed/ceiling",
+			done: []string{"produced/ceiling/"}, sinks: []string{"bench.passthrough"}, run: scnRunStream},
+		stream(bench.KeyBranch, "branch pipeline (decode, filter, branch, exactly-once)", "engine/testdata/bench/branch.yaml"),
+		stream("status", "+ status table", "engine/testdata/bench/status.yaml"),
+		stream(bench.KeyTables, "+ status and both aggregate tables", "engine/testdata/bench/tables.yaml",
+			"consumed/processor.client_totals", "consumed/processor.client_daily"),
+		plugin,
+		billing("billing-sqlite", "billing end to end, SQLite (billed and emailed/s)"),
+		billing(bench.KeyBillingMySQL, "billing end to end, MariaDB (billed and emailed/s)"),
+		{key: "queries", name: "status queries while the status pipeline consumes (1 client; latency = query)",
+			file: "engine/testdata/bench/status.yaml", app: "bench-queries", first: "consumed/processor",
+			done: []string{"produced/processor/branch/"}, run: scnRunQueries},
+	}
+}
+
+// scnRunStream runs a stream scenario: the ceiling or an engine pipeline
+// over BENCH_N transactions.
+func scnRunStream(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
+	br := enginetest.StartBroker(b)
+	defer br.Close()
+	produceBench(b, br.Addr(), s.n)
+	var p *bench.Child
+	if sc.file == "" {
+		p = scnStartCeiling(b, br.Addr(), sc.app)
+	} else {
+		vars := map[string]string{}
+		if sc.plugin != "" {
+			vars["BILLING_PLUGIN_DIR"] = scnPluginDir(b, sc.plugin)
+		}
+		p = scnStartEngine(b, br.Addr(), sc, vars)
+	}
+	thr := p.Throughput(b, sc.first, sc.done, s.n, nil, nil)
+	rate := s.latencyRate(thr.Rate)
+	lat := bench.MeasureLatency(b, br.Addr(), "transactions", sc.sinks, rate, scnTxRecords(b, rate, s.latency))
+	return scnFinish(b, sc, p, thr, lat, s.n)
+}
+
+// scnRunQueries measures status queries on the API of one instance while it
+// consumes BENCH_N transactions into its status table.
+func scnRunQueries(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
+	br := enginetest.StartBroker(b)
+	defer br.Close()
+	produceBench(b, br.Addr(), s.n)
+	p := scnStartEngine(b, br.Addr(), sc, nil)
+	var progress atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	answers := make(chan scnQueries, 1)
+	go func() { answers <- scnQueryLoop(ctx, p.API(), &progress) }()
+	thr := p.Throughput(b, sc.first, sc.done, s.n, func(snap map[string]int64) { progress.Store(bench.Sum(snap, sc.done[0])) }, nil)
+	cancel()
+	q := <-answers
+	if len(q.took) == 0 {
+		b.Fatalf("queries: no answer with 200 (%d other answers, %d errors)", q.other, q.errors)
+	}
+	lat := bench.Percentiles(q.took)
+	lat.At = "queries, back to back"
+	b.Logf("queries: %d answered, %d not 200, %d errors", len(q.took), q.other, q.errors)
+	return scnFinish(b, sc, p, thr, lat, s.n)
+}
+
+type scnQueries struct {
+	took          []time.Duration
+	other, errors int
+}
+
+// scnQueryLoop asks for the status of random transactions among the first
+// half of those processed so far, one query at a time, until ctx ends.
+func scnQueryLoop(ctx context.Context, api string, progress *atomic.Int64) scnQueries {
+	var q scnQueries
+	client := &http.Client{Timeout: 5 * time.Second}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for ctx.Err() == nil {
+		done := progress.Load()
+		if done < 1000 {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		// produceBench's transaction ids: tx-bench-00000001 on.
+		url := fmt.Sprintf("%s/api/v1/transactions/tx-bench-%08d/status", api, 1+rng.IntN(int(done/2)))
+		start := time.Now()
+		resp, err := client.Get(url)
+		if err != nil {
+			q.errors++
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		took := time.Since(start)
+		if resp.StatusCode != http.StatusOK {
+			q.other++
+			continue
+		}
+		q.took = append(q.took, took)
+	}
+	return q
+}
+
+// scnRunBilling runs pipelines/billing.yaml whole with its plugins, on the
+// dialect of the scenario, as BenchmarkBilling does.
+func scnRunBilling(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
+	d := store.Dialect(strings.TrimPrefix(sc.key, "billing-"))
+	if d == store.MySQL {
+		if why := scnMySQLUnreachable(); why != "" {
+			return bench.Row{Key: sc.key, Name: sc.name, Skipped: why}
+		}
+	}
+	br := enginetest.StartBroker(b)
+	defer br.Close()
+	dsn := storetest.DSN(b, d)
+	benchClients(b, dsn, 50)
+	produceApproved(b, br.Addr(), s.billingN, 50)
+	smtp := enginetest.StartSMTP(b, enginetest.WithCountOnly())
+	dir := b.TempDir()
+	p := scnStartEngine(b, br.Addr(), sc, map[string]string{
+		"BILLING_DATA_DIR":     dir,
+		"BILLING_DATABASE_DSN": dsn,
+		"BILLING_SMTP_ADDR":    smtp.Addr(),
+		"BILLING_PLUGIN_DIR":   enginetest.BuildBillingPlugins(b),
+	})
+	db, err := store.Open(context.Background(), dsn, store.DataDir(dir))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	n := s.billingN
+	thr := p.Throughput(b, sc.first, sc.done, n, nil, func() bool {
+		billed, emailed := billingProgress(b, db)
+		return billed >= int64(n) && emailed >= int64(n)
+	})
+	if got := smtp.Count(); got < n {
+		b.Errorf("%s: %d emails received, want %d", sc.key, got, n)
+	}
+	rate := s.latencyRate(thr.Rate)
+	lat := bench.MeasureLatency(b, br.Addr(), "transactions", sc.sinks, rate, scnApprovedRecords(b, rate, s.latency, 50))
+	return scnFinish(b, sc, p, thr, lat, n)
+}
+
+// scnMySQLUnreachable says why the MySQL scenario cannot run, or "" when
+// the server storetest uses answers.
+func scnMySQLUnreachable() string {
+	if strings.EqualFold(os.Getenv("BILLING_TEST_MYSQL"), "off") {
+		return "BILLING_TEST_MYSQL=off"
+	}
+	server := os.Getenv("BILLING_TEST_MYSQL_DSN")
+	if server == "" {
+		server = "root@tcp(127.0.0.1:3306)/"
+	}
+	cfg, err := mysql.ParseDSN(server)
+	if err != nil {
+		return fmt.Sprintf("BILLING_TEST_MYSQL_DSN: %s", err)
+	}
+	c, err := net.DialTimeout("tcp", cfg.Addr, 2*time.Second)
+	if err != nil {
+		return fmt.Sprintf("MariaDB not reachable at %s", cfg.Addr)
+	}
+	c.Close()
+	return ""
+}
+
+// scnFinish reads the child's peak RSS, stops it and makes the row.
+func scnFinish(b *testing.B, sc scnScenario, p *bench.Child, thr bench.Throughput, lat bench.Latency, n int) bench.Row {
+	rss, err := bench.PeakRSS(p.Pid())
+	if err != nil {
+		b.Logf("%s: peak RSS: %v", sc.key, err)
+	}
+	p.Stop(b)
+	row := bench.Row{Key: sc.key, Name: sc.name, Rate: thr.Rate, Records: n, CPU: thr.CPU, RSSKiB: rss, Latency: lat,
+		File: "engine/internal/bench/ceiling", Batching: "of the sarama async producer, flush every 1 ms or 1 MiB"}
+	if sc.file != "" {
+		row.File = sc.file
+		if row.Batching, err = bench.Batching(filepath.Join(enginetest.RepoRoot(b), sc.file)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return row
+}
+
+// scnPluginDir builds the plugin at pkg and returns a directory that holds
+// it under pkg's base name: the value of BILLING_PLUGIN_DIR for the
+// pipeline file.
+func scnPluginDir(b *testing.B, pkg string) string {
+	dir := b.TempDir()
+	if err := os.Symlink(enginetest.BuildPlugin(b, pkg), filepath.Join(dir, filepath.Base(pkg))); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+func scnStartEngine(b *testing.B, addr string, sc scnScenario, vars map[string]string) *bench.Child {
+	listen := enginetest.FreeAddr(b)
+	env := map[string]string{
+		"BILLING_KAFKA_BROKERS":  addr,
+		"BILLING_APPLICATION_ID": sc.app,
+		"BILLING_DATA_DIR":       b.TempDir(),
+		"BILLING_HTTP_LISTEN":    listen,
+		"BILLING_LOG_FORMAT":     "text",
+	}
+	for k, v := range vars {
+		env[k] = v
+	}
+	file := filepath.Join(enginetest.RepoRoot(b), sc.file)
+	return bench.StartChild(b, enginetest.BuildEngine(b), []string{"run", file}, env, listen)
+}
+
+func scnStartCeiling(b *testing.B, addr, group string) *bench.Child {
+	listen := enginetest.FreeAddr(b)
+	bin := enginetest.BuildPlugin(b, "engine/internal/bench/ceiling")
+	return bench.StartChild(b, bin, []string{"-brokers", addr, "-group", group, "-http", listen}, nil, listen)
+}
+
+// scnTxRecords encodes the latency phase's transactions (produceBench's
+// mix), rate per second for d.
+func scnTxRecords(b *testing.B, rate int, d time.Duration) []*kgo.Record {
+	schema, err := registry(b).Schema("Transaction")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gen := engine.NewTxGen(5, 1000, "lat")
+	recs := make([]*kgo.Record, int(d.Seconds())*rate)
+	for i := range recs {
+		tx := gen.Next()
+		v, err := schema.Encode(tx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs[i] = &kgo.Record{Key: []byte(tx["transaction_id"].(string)), Value: v}
+	}
+	return recs
+}
+
+// scnApprovedRecords encodes APPROVED transactions of produceApproved's
+// clients, rate per second for d.
+func scnApprovedRecords(b *testing.B, rate int, d time.Duration, clients int) []*kgo.Record {
+	schema, err := registry(b).Schema("Transaction")
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	recs := make([]*kgo.Record, int(d.Seconds())*rate)
+	for i := range recs {
+		id := fmt.Sprintf("bl-%08d", i)
+		v, err := schema.Encode(map[string]any{
+			"transaction_id": id, "client_id": fmt.Sprintf("bc-%03d", i%clients), "amount_minor": int64(100 + i%9_900),
+			"currency": "USD", "status": "APPROVED", "description": "order " + id,
+			"created_at": now, "updated_at": now, "billed_at": nil, "billing_cycle_id": nil,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs[i] = &kgo.Record{Key: []byte(id), Value: v}
+	}
+	return recs
+}
