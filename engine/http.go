@@ -38,8 +38,10 @@ func (e *Engine) routes() *httpapi.Server {
 			return
 		}
 		if err := e.pingDatabase(r.Context()); err != nil {
+			// The open endpoint says what is wrong, not where the database is.
+			e.log.Warn("not ready: the database does not answer", "err", err)
 			httpapi.RetryAfter(w, 1)
-			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable", "error": err.Error()})
+			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
 			return
 		}
 		owned := e.tracker.OwnedAll()

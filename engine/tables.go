@@ -25,7 +25,7 @@ func (e *Engine) hasTables() bool {
 // openState opens the local state store under the data dir.
 func (e *Engine) openState() (*state.Store, error) {
 	dir := filepath.Join(e.file.DataDir, "state", e.file.ApplicationID)
-	st, err := state.Open(dir)
+	st, err := state.Open(dir, state.WithLogger(e.log))
 	if err != nil {
 		return nil, err
 	}

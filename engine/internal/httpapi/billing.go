@@ -23,6 +23,9 @@ type BillingStore interface {
 	ListInvoices(ctx context.Context, f store.InvoiceFilter) (store.Page[store.Invoice], error)
 	Idempotent(ctx context.Context, scope, key string) (store.Idempotency, error)
 	PutIdempotency(ctx context.Context, i store.Idempotency) error
+
+	// Ping tells a database that cannot be reached from other failures.
+	Ping(ctx context.Context) error
 }
 
 // CycleRunner runs a billing cycle to its end; *billing.Cycles implements
@@ -376,6 +379,9 @@ func (b *billingAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		WriteProblem(w, r, http.StatusBadRequest, "invalid query parameter", FieldError{Field: "cursor", Rule: "must be a next_cursor returned by this API"})
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
+	case databaseUnavailable(r, b.st, err):
+		b.log.Warn("api: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeUnavailable(w, r)
 	default:
 		b.log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
 		WriteProblem(w, r, http.StatusInternalServerError, "internal error")

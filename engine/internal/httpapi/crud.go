@@ -35,6 +35,9 @@ type CRUDStore interface {
 	DeleteTransaction(ctx context.Context, id string) error
 
 	Idempotent(ctx context.Context, scope, key string) (store.Idempotency, error)
+
+	// Ping tells a database that cannot be reached from other failures.
+	Ping(ctx context.Context) error
 }
 
 // List paging limits.
@@ -59,9 +62,10 @@ func CRUDClock(now func() time.Time) CRUDOption { return func(c *crud) { c.now =
 
 // crud serves the client and transaction endpoints.
 type crud struct {
-	st  CRUDStore
-	log *slog.Logger
-	now func() time.Time
+	st      CRUDStore
+	log     *slog.Logger
+	now     func() time.Time
+	timeout time.Duration // of each request's store calls
 }
 
 // RegisterCRUD registers the client and transaction endpoints on s:
@@ -73,20 +77,23 @@ type crud struct {
 //
 // docs/api.md describes the bodies, rules and errors.
 func RegisterCRUD(s *Server, st CRUDStore, opts ...CRUDOption) {
-	c := &crud{st: st, log: slog.New(slog.DiscardHandler), now: time.Now}
+	c := &crud{st: st, log: slog.New(slog.DiscardHandler), now: time.Now, timeout: DefaultStoreTimeout}
 	for _, o := range opts {
 		o(c)
 	}
-	s.Handle("POST /api/v1/clients", c.createClient)
-	s.Handle("GET /api/v1/clients", c.listClients)
-	s.Handle("GET /api/v1/clients/{id}", c.getClient)
-	s.Handle("PUT /api/v1/clients/{id}", c.updateClient)
-	s.Handle("DELETE /api/v1/clients/{id}", c.deleteClient)
-	s.Handle("POST /api/v1/transactions", c.createTransaction)
-	s.Handle("GET /api/v1/transactions", c.listTransactions)
-	s.Handle("GET /api/v1/transactions/{id}", c.getTransaction)
-	s.Handle("PUT /api/v1/transactions/{id}", c.updateTransaction)
-	s.Handle("DELETE /api/v1/transactions/{id}", c.deleteTransaction)
+	// Each request's store calls are bounded, so that a database that
+	// does not answer makes a 503, not a request that hangs.
+	handle := func(pattern string, h http.HandlerFunc) { s.Handle(pattern, bounded(c.timeout, h)) }
+	handle("POST /api/v1/clients", c.createClient)
+	handle("GET /api/v1/clients", c.listClients)
+	handle("GET /api/v1/clients/{id}", c.getClient)
+	handle("PUT /api/v1/clients/{id}", c.updateClient)
+	handle("DELETE /api/v1/clients/{id}", c.deleteClient)
+	handle("POST /api/v1/transactions", c.createTransaction)
+	handle("GET /api/v1/transactions", c.listTransactions)
+	handle("GET /api/v1/transactions/{id}", c.getTransaction)
+	handle("PUT /api/v1/transactions/{id}", c.updateTransaction)
+	handle("DELETE /api/v1/transactions/{id}", c.deleteTransaction)
 }
 
 // clock returns now in the store's precision.
@@ -135,8 +142,11 @@ func (c *crud) fail(w http.ResponseWriter, r *http.Request, err error) {
 		WriteProblem(w, r, http.StatusBadRequest, "invalid query parameter", FieldError{Field: "cursor", Rule: "must be a next_cursor returned by this API"})
 	case errors.Is(err, store.ErrInvalid):
 		WriteProblem(w, r, http.StatusUnprocessableEntity, strings.TrimPrefix(err.Error(), "store: invalid value: "))
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	case errors.Is(err, context.Canceled) && errors.Is(context.Cause(r.Context()), context.Canceled):
 		// The client went away; nobody reads the answer.
+	case databaseUnavailable(r, c.st, err):
+		c.log.Warn("api: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeUnavailable(w, r)
 	default:
 		c.log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
 		WriteProblem(w, r, http.StatusInternalServerError, "internal error")

@@ -7,4 +7,12 @@
 // changelog records committed, so a crash leaves the store at or behind the
 // changelog, never ahead; restore replays the changelog from the checkpoint.
 // Changelog records hold whole values, so replaying one twice is harmless.
+//
+// A disk that is full or failing under the store is fatal: Pebble cannot
+// go on once its log cannot be written (it would panic and leave its commit
+// pipeline locked), and a flush that fails for want of space stalls every
+// write while Pebble retries it without pause. The store then logs an error
+// naming its directory and the cause, and ends the process with status 2.
+// Since writes follow their commit in Kafka, nothing committed is lost: a
+// restart once the disk has room restores the tables from the changelogs.
 package state

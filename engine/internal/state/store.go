@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/cockroachdb/pebble"
@@ -17,8 +18,19 @@ var ErrClosed = errors.New("state: closed")
 
 // Store is one instance's local state. It is safe for concurrent use.
 type Store struct {
-	db *pebble.DB
+	db  *pebble.DB
+	dir string
+	log *slog.Logger
+	fs  vfs.FS // a test's; nil: the OS's (memory for an empty dir)
+	bg  backgroundErrors
 }
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithLogger sets where the store reports what it cannot go on from (see
+// Apply) and Pebble's background errors. Default: a text log on stderr.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
 // Write is one change to a table: Value nil deletes Key.
 type Write struct {
@@ -27,10 +39,14 @@ type Write struct {
 
 // Open opens (creating if needed) the store in dir. An empty dir keeps the
 // store in memory (for tests). The caller MUST call Close.
-func Open(dir string) (*Store, error) {
+func Open(dir string, options ...Option) (*Store, error) {
+	s := &Store{dir: dir, log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	for _, o := range options {
+		o(s)
+	}
 	cache := pebble.NewCache(64 << 20)
 	defer cache.Unref()
-	opts := &pebble.Options{Logger: quietLogger{}, Cache: cache, MemTableSize: 32 << 20}
+	opts := &pebble.Options{Logger: quietLogger{s}, EventListener: s.events(), Cache: cache, MemTableSize: 32 << 20}
 	// Bloom filters make a miss (a new key, the common case for a status
 	// table) cost no block read.
 	opts.Levels = make([]pebble.LevelOptions, 7)
@@ -38,16 +54,22 @@ func Open(dir string) (*Store, error) {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		opts.Levels[i].FilterType = pebble.TableFilter
 	}
-	if dir == "" {
+	switch {
+	case s.fs != nil:
+		opts.FS = s.fs
+	case dir == "":
 		opts.FS = vfs.NewMem()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+	default:
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	s.db = db
+	return s, nil
 }
 
 // Close flushes and closes the store.
@@ -111,6 +133,11 @@ func (s *Store) Checkpoint(table string, partition int32) (int64, error) {
 // of truth, a process crash loses nothing written, and after a machine
 // crash Pebble recovers a prefix of the batches, each whole, with its own
 // checkpoint, from which restore replays the rest.
+//
+// A store whose log cannot be written (its disk is full or failing) can
+// take no more writes in this process: Pebble stops its commit pipeline
+// for good. Apply then logs why, naming the directory, and ends the
+// process with status 2 (see the package documentation).
 func (s *Store) Apply(table string, partition int32, writes []Write, checkpoint int64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -131,7 +158,7 @@ func (s *Store) Apply(table string, partition int32, writes []Write, checkpoint 
 			return fmt.Errorf("state: batch %s/%d: %w", table, partition, err)
 		}
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := s.commit(b); err != nil {
 		return fmt.Errorf("state: apply %s/%d: %w", table, partition, err)
 	}
 	return nil
@@ -202,17 +229,6 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
-}
-
-// quietLogger drops Pebble's informational logs; errors still surface as
-// returned errors.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "state: pebble fatal: "+format+"\n", args...)
-	os.Exit(2)
 }
 
 var _ io.Closer = (*Store)(nil)

@@ -1,0 +1,142 @@
+package state
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/cockroachdb/pebble/vfs"
+)
+
+// fullFS is an in-memory filesystem whose disk fills up on demand: writes
+// to the files whose names end in suffix fail with ENOSPC while left > 0,
+// each failure counting down.
+type fullFS struct {
+	vfs.FS
+	suffix string
+	left   atomic.Int64
+}
+
+func (fs *fullFS) Create(name string) (vfs.File, error) {
+	f, err := fs.FS.Create(name)
+	if err != nil || !strings.HasSuffix(name, fs.suffix) {
+		return f, err
+	}
+	return &fullFile{File: f, fs: fs, name: name}, nil
+}
+
+type fullFile struct {
+	vfs.File
+	fs   *fullFS
+	name string
+}
+
+func (f *fullFile) Write(p []byte) (int, error) {
+	if f.fs.left.Load() > 0 {
+		f.fs.left.Add(-1)
+		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.ENOSPC}
+	}
+	return f.File.Write(p)
+}
+
+// lockedBuffer is a log sink for Pebble's goroutines and the test's.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// openFull opens a store on fs, with its log in the returned buffer and
+// exit replaced by a recorder of the statuses asked for.
+func openFull(t *testing.T, fs vfs.FS) (*Store, *lockedBuffer, *atomic.Int64) {
+	t.Helper()
+	var exits atomic.Int64
+	old := exit
+	exit = func(code int) {
+		if code != fatalStatus {
+			t.Errorf("exit(%d), want %d", code, fatalStatus)
+		}
+		exits.Add(1)
+	}
+	t.Cleanup(func() { exit = old })
+	logs := &lockedBuffer{}
+	s, err := Open("db", WithLogger(slog.New(slog.NewTextHandler(logs, nil))), func(s *Store) { s.fs = fs })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, logs, &exits
+}
+
+// TestLogWriteFailsIsFatal fills the disk under the store's log: the
+// Apply that finds the log broken ends the process with a message naming
+// the directory and the cause, rather than a panic.
+func TestLogWriteFailsIsFatal(t *testing.T) {
+	fs := &fullFS{FS: vfs.NewMem(), suffix: ".log"}
+	s, logs, exits := openFull(t, fs)
+	// The store is left as the failure leaves it: Pebble's commit
+	// pipeline is locked, so Close would wait for ever.
+	value := bytes.Repeat([]byte("v"), 1024)
+	if err := s.Apply("t", 0, []Write{{Key: []byte("before"), Value: value}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	fs.left.Store(1 << 30)
+	var err error
+	for i := 0; i < 10_000 && exits.Load() == 0; i++ {
+		err = s.Apply("t", 0, []Write{{Key: fmt.Appendf(nil, "k%05d", i), Value: value}}, int64(i+2))
+	}
+	if exits.Load() == 0 {
+		t.Fatalf("10,000 writes on a full disk, and no exit; last error %v", err)
+	}
+	if err == nil {
+		t.Error("the Apply that found the log broken returned nil")
+	}
+	for _, want := range []string{"level=ERROR", "dir=db", "no space left on device", "cannot be written"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log %q: missing %q", logs.String(), want)
+		}
+	}
+}
+
+// TestFlushFailsIsFatal makes a flush fail for want of space: that is
+// fatal too, logged with the directory and the cause. (Pebble retries the
+// flush; here the disk has room again after a few tries, so that the
+// store can close.)
+func TestFlushFailsIsFatal(t *testing.T) {
+	fs := &fullFS{FS: vfs.NewMem(), suffix: ".sst"}
+	s, logs, exits := openFull(t, fs)
+	if err := s.Apply("t", 0, []Write{{Key: []byte("k"), Value: []byte("v")}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	fs.left.Store(3)
+	if err := s.db.Flush(); err != nil {
+		t.Fatalf("flush after the disk had room again: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if exits.Load() == 0 {
+		t.Fatalf("a flush failed with ENOSPC and nothing exited; log %q", logs.String())
+	}
+	for _, want := range []string{"level=ERROR", "dir=db", "no space left on device"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log %q: missing %q", logs.String(), want)
+		}
+	}
+}
