@@ -82,6 +82,7 @@ import (
 	"net/mail"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/billing-engine/billing/engine/sdk"
@@ -120,6 +121,12 @@ type Mailer struct {
 	// a claim holds against other senders.
 	owner string
 	lease time.Duration
+
+	// unrecorded are emails this Mailer sent but could not record (the
+	// database went away at that moment). The next batch records them
+	// before it claims anything, so a retry does not send them again.
+	mu         sync.Mutex
+	unrecorded []store.EmailSent
 }
 
 // New builds a Mailer from cfg: it checks every setting, loads the
@@ -173,6 +180,9 @@ func (m *Mailer) Process(ctx context.Context, batch []sdk.Record) ([]sdk.Result,
 	reqs := m.requests(batch, results)
 	if len(reqs) == 0 {
 		return results, nil
+	}
+	if err := m.recordLeftovers(ctx); err != nil {
+		return nil, err
 	}
 	ids := make([]string, len(reqs))
 	for i, r := range reqs {
@@ -361,19 +371,44 @@ func (m *Mailer) deliver(ctx context.Context, msgs []*message, results []sdk.Res
 	if err != nil {
 		// Record what went before the failure.
 		if rerr := m.recordAfterFailure(recordCtx, pending); rerr != nil {
-			m.log.Error("emails sent but not recorded: they will be sent again when the batch is retried", "kind", m.kind, "count", len(pending), "err", rerr)
+			m.keepUnrecorded(pending, rerr)
 		}
 		m.log.Warn("email batch failed", "kind", m.kind, "sent", sent, "err", err)
 		return sent, err
 	}
 	if err := record(); err != nil {
-		m.log.Error("emails sent but not recorded: they will be sent again when the batch is retried", "kind", m.kind, "count", len(pending), "err", err)
+		m.keepUnrecorded(pending, err)
 		return sent, err
 	}
 	if sent > 0 {
 		m.log.Info("emails sent", "kind", m.kind, "count", sent, "to", m.send.String())
 	}
 	return sent, nil
+}
+
+// keepUnrecorded keeps sent emails whose recording failed, for the next
+// batch to record first.
+func (m *Mailer) keepUnrecorded(pending []store.EmailSent, err error) {
+	m.log.Warn("emails sent but not recorded: the next batch records them before sending anything", "kind", m.kind, "count", len(pending), "err", err)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unrecorded = append(m.unrecorded, pending...)
+}
+
+// recordLeftovers records the emails keepUnrecorded kept. While it cannot,
+// the batch fails as unavailable and sends nothing.
+func (m *Mailer) recordLeftovers(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.unrecorded) == 0 {
+		return nil
+	}
+	if err := m.db.MarkEmailsSent(ctx, m.unrecorded); err != nil {
+		return m.storeErr(ctx, fmt.Errorf("recording %d emails sent earlier: %w", len(m.unrecorded), err))
+	}
+	m.log.Info("emails sent earlier recorded", "kind", m.kind, "count", len(m.unrecorded))
+	m.unrecorded = nil
+	return nil
 }
 
 func (m *Mailer) recordAfterFailure(ctx context.Context, pending []store.EmailSent) error {
