@@ -1,10 +1,12 @@
 // Package enginetest provides what tests of pipelines and plugins need: the
-// embedded Kafka broker on a free loopback port, a read_committed reader of
-// whole topics, and a build of the engine binary for tests that kill it.
+// embedded Kafka broker on a free loopback port (with SASL users and TLS when
+// asked for, see StartBrokerWith and NewCA), a read_committed reader of whole
+// topics, and a build of the engine binary for tests that kill it.
 package enginetest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -25,6 +27,8 @@ type Broker struct {
 	b       *embedded.Broker
 	addr    string
 	dataDir string
+	sasl    *SASL       // what clients authenticate as; nil without SASL
+	tls     *tls.Config // what clients connect with; nil without TLS
 }
 
 // StartBroker starts the embedded broker on a free loopback port with its
@@ -64,7 +68,8 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// Config returns a sarama configuration for test clients of the broker.
+// Config returns a sarama configuration for test clients of the broker,
+// without SASL or TLS: see Broker.ClientConfig for a broker that needs them.
 func Config() *sarama.Config {
 	c := sarama.NewConfig()
 	c.Version = sarama.V3_6_0_0
@@ -89,7 +94,15 @@ type Record struct {
 // what it read; the caller asserts on it.
 func ReadAll(t testing.TB, addr, topic string, want int, settle, timeout time.Duration) []Record {
 	t.Helper()
-	client, err := sarama.NewClient([]string{addr}, Config())
+	return ReadAllWith(t, Config(), addr, topic, want, settle, timeout)
+}
+
+// ReadAllWith is ReadAll with the client configuration cfg, such as
+// Broker.ClientConfig for a broker with SASL or TLS. cfg should read
+// committed records from the oldest offset, as Config does.
+func ReadAllWith(t testing.TB, cfg *sarama.Config, addr, topic string, want int, settle, timeout time.Duration) []Record {
+	t.Helper()
+	client, err := sarama.NewClient([]string{addr}, cfg)
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
@@ -157,7 +170,15 @@ func toRecord(m *sarama.ConsumerMessage) Record {
 // for every acknowledgement.
 func Produce(t testing.TB, addr, topic string, keys, values [][]byte) {
 	t.Helper()
-	prod, err := sarama.NewSyncProducer([]string{addr}, Config())
+	ProduceWith(t, Config(), addr, topic, keys, values)
+}
+
+// ProduceWith is Produce with the client configuration cfg, such as
+// Broker.ClientConfig for a broker with SASL or TLS. cfg must return
+// successes, as Config does.
+func ProduceWith(t testing.TB, cfg *sarama.Config, addr, topic string, keys, values [][]byte) {
+	t.Helper()
+	prod, err := sarama.NewSyncProducer([]string{addr}, cfg)
 	if err != nil {
 		t.Fatalf("producer: %v", err)
 	}

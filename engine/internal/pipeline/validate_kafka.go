@@ -30,6 +30,12 @@ func (v *validator) kafka() {
 	default:
 		v.errorf("kafka.sasl.mechanism", "kafka.sasl.mechanism: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", k.SASL.Mechanism)
 	}
+	if k.SASL.Mechanism == "" && (k.SASL.User != "" || k.SASL.Password != "") {
+		v.errorf("kafka.sasl", "kafka.sasl: user or password without a mechanism, which leaves SASL off: want mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	}
+	if t := k.TLS; !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify) {
+		v.errorf("kafka.tls", "kafka.tls: settings without enabled: true, which leaves TLS off: want enabled: true, or no other setting")
+	}
 	v.file("kafka.tls.ca_file", k.TLS.CAFile)
 	v.file("kafka.tls.cert_file", k.TLS.CertFile)
 	v.file("kafka.tls.key_file", k.TLS.KeyFile)

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +17,7 @@ import (
 // reports, without changing anything, an existing topic whose partition count
 // differs. It retries while the cluster is still coming up, until ctx ends.
 func EnsureTopics(ctx context.Context, brokers []string, cfg *sarama.Config, specs []pipeline.TopicSpec, log *slog.Logger) error {
-	admin, err := connectAdmin(ctx, brokers, cfg)
+	admin, err := connectAdmin(ctx, brokers, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -49,13 +50,23 @@ func EnsureTopics(ctx context.Context, brokers []string, cfg *sarama.Config, spe
 }
 
 // connectAdmin retries the connection until ctx ends, so the engine can
-// start before its brokers.
-func connectAdmin(ctx context.Context, brokers []string, cfg *sarama.Config) (sarama.ClusterAdmin, error) {
+// start before its brokers, logging why it cannot connect (at once, then
+// every 30s). It gives up at once when retrying cannot help: the brokers
+// refused the credentials, or their certificate is not trusted.
+func connectAdmin(ctx context.Context, brokers []string, cfg *sarama.Config, log *slog.Logger) (sarama.ClusterAdmin, error) {
 	backoff := 100 * time.Millisecond
+	var logged time.Time
 	for {
 		admin, err := sarama.NewClusterAdmin(brokers, cfg)
 		if err == nil {
 			return admin, nil
+		}
+		if permanent(err) {
+			return nil, fmt.Errorf("stream: connect to %v: %w", brokers, err)
+		}
+		if time.Since(logged) >= 30*time.Second {
+			log.Warn("cannot connect to kafka; retrying", "brokers", brokers, "err", err)
+			logged = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -64,4 +75,14 @@ func connectAdmin(ctx context.Context, brokers []string, cfg *sarama.Config) (sa
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
+}
+
+// permanent reports whether err, from connecting, is one that retrying
+// cannot fix.
+func permanent(err error) bool {
+	var authority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.Is(err, sarama.ErrSASLAuthenticationFailed) ||
+		errors.As(err, &authority) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
