@@ -19,6 +19,12 @@ func (o observer) Committed(pipeline string, b *stream.Batch) {
 	o.e.metrics.Committed(pipeline, b)
 }
 
+// Retrying implements stream.Observer.
+func (o observer) Retrying(pipeline, stage string, unavailable bool) {
+	o.e.stats.retrying(pipeline, stage)
+	o.e.metrics.Retrying(pipeline, stage, unavailable)
+}
+
 // registerStateMetrics registers the gauges read at scrape time: table
 // sizes and restores, and the outbox backlog. Run calls it once the state
 // store and the database are open.

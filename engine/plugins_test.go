@@ -338,8 +338,10 @@ func TestWaitingBatchIsLeftOnShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
 	eventually(t, 60*time.Second, func() error {
-		if n := e.Stats().Snapshot()["consumed/plugged"]; n == 0 {
-			return fmt.Errorf("nothing consumed yet")
+		// Batches are counted as consumed once committed; these wait, so
+		// watch for their failed attempts instead.
+		if n := e.Stats().Snapshot()["retries/plugged/stage"]; n == 0 {
+			return fmt.Errorf("no batch has reached the plugin yet")
 		}
 		return nil
 	})

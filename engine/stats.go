@@ -67,7 +67,8 @@ func (s *Stats) counter(name string) *atomic.Int64 {
 
 // Snapshot returns every counter by name: "consumed/<pipeline>",
 // "produced/<pipeline>/<stage>/<topic>", "dlq/<pipeline>/<stage>",
-// "dropped/<pipeline>/<stage>".
+// "dropped/<pipeline>/<stage>", and "retries/<pipeline>/<stage>" (failed
+// attempts of a stage's batches, counted at once, not at commit).
 func (s *Stats) Snapshot() map[string]int64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -112,6 +113,11 @@ func (s *Stats) committed(pipeline string, b *stream.Batch) {
 		s.dlq[s.dlqNext] = d
 		s.dlqNext = (s.dlqNext + 1) % dlqKeep
 	}
+}
+
+// retrying counts a failed attempt of a stage on a batch.
+func (s *Stats) retrying(pipeline, stage string) {
+	s.counter("retries/" + pipeline + "/" + stage).Add(1)
 }
 
 // RecentDeadLetters returns up to limit of the most recent dead letters,

@@ -38,6 +38,7 @@ type Metrics struct {
 	batch        *prometheus.HistogramVec
 	endToEnd     *prometheus.HistogramVec
 	tableUpdates *prometheus.CounterVec
+	retries      *prometheus.CounterVec
 	pluginCalls  *prometheus.HistogramVec
 	httpRequests *prometheus.HistogramVec
 
@@ -66,6 +67,7 @@ func New() *Metrics {
 	m.produced = counter("records_produced_total", "Records written by a pipeline's stage to a topic (a branch's topic, a sink, a changelog, the DLQ), counted when committed.", "pipeline", "stage", "topic")
 	m.dropped = counter("records_dropped_total", "Records a filter stage dropped.", "pipeline", "stage")
 	m.deadLettered = counter("dlq_records_total", "Records sent to the DLQ, by stage and reason (the reason's text before its first colon).", "pipeline", "stage", "reason")
+	m.retries = counter("stage_retries_total", "Failed attempts of a stage on a batch that is tried again; reason unavailable (a dependency is down: the batch waits, without limit) or error (counted against the stage's retries).", "pipeline", "stage", "reason")
 	m.tableUpdates = counter("table_updates_total", "Changelog records written by a table (one per key changed in a batch).", "pipeline", "table")
 	m.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "consumer_lag_records", Help: "Records of a source partition still to be read after the last committed batch."}, []string{"pipeline", "topic", "partition"})
 	m.reg.MustRegister(m.lag)
@@ -115,6 +117,15 @@ func (m *Metrics) Committed(pipeline string, b *stream.Batch) {
 			e2e.Observe(max(0, now.Sub(in.Timestamp).Seconds()))
 		}
 	}
+}
+
+// Retrying implements stream.Observer.
+func (m *Metrics) Retrying(pipeline, stage string, unavailable bool) {
+	reason := "error"
+	if unavailable {
+		reason = "unavailable"
+	}
+	m.retries.WithLabelValues(pipeline, stage, reason).Inc()
 }
 
 // reasonClass is the label value of a DLQ reason: its text before the

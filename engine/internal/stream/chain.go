@@ -72,6 +72,10 @@ type Chain struct {
 // Implementations must be safe for concurrent use.
 type Observer interface {
 	Committed(pipeline string, b *Batch)
+	// Retrying is told at once when a stage's Process call failed and the
+	// batch will be tried again; unavailable says the failure wraps
+	// sdk.ErrUnavailable (a dependency is down: the batch waits).
+	Retrying(pipeline, stage string, unavailable bool)
 }
 
 // Batch is what one committed batch did.
@@ -319,6 +323,9 @@ func (c *Chain) call(ctx context.Context, st Step, batch []sdk.Record) ([]sdk.Re
 			if c.Retries >= 0 && failures > c.Retries {
 				return nil, fmt.Errorf("stage %s failed after %d attempts: %w", st.Name, attempt, err)
 			}
+		}
+		if o := c.Observer; o != nil {
+			o.Retrying(c.Pipeline, st.Name, wait == &waitBackoff)
 		}
 		if c.Log != nil {
 			c.Log.Warn("stage failed; retrying batch", "pipeline", c.Pipeline, "stage", st.Name,
