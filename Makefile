@@ -1,6 +1,8 @@
 # The billing system: a plugin-driven stream engine on Kafka.
 #   make run    build and run the billing pipelines on embedded defaults
 #   make test   vet, format check, validate the pipelines, run every test (race detector on)
+#   make test-faults  the fault tests (database cut, disk full, broker restart, repeated SIGKILL)
+#   make fuzz   each fuzz target for FUZZTIME
 #   make bench  benchmarks: the pipeline against plain sarama on the same broker
 
 GO        ?= go
@@ -9,7 +11,7 @@ PLUGINS   := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
 PIPELINE  ?= pipelines/billing.yaml
 TESTFLAGS ?= -race -shuffle=on -timeout 20m
 
-.PHONY: all build run test test-short vet fmt-check validate bench fuzz proto clean
+.PHONY: all build run test test-faults test-short vet fmt-check validate bench fuzz proto clean
 
 all: build
 
@@ -32,8 +34,14 @@ fmt-check:
 validate: build
 	@for f in pipelines/*.yaml; do $(BIN)/engine validate $$f || exit 1; done
 
+# The fault tests (TestFault*: the database cut, the disk full, the broker
+# restarted, the engine SIGKILLed again and again) run in their own binary
+# with their own timeout: make test-faults.
 test: vet fmt-check validate
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) -skip '^TestFault' ./...
+
+test-faults: build
+	$(GO) test $(TESTFLAGS) -run '^TestFault' ./engine/
 
 test-short:
 	$(GO) test -short ./...
