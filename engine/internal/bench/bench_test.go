@@ -155,3 +155,16 @@ func TestReportMarkdown(t *testing.T) {
 		t.Errorf("Markdown differs from %s (run with -update to rewrite it):\ngot:\n%s", path, got)
 	}
 }
+
+func TestRSS(t *testing.T) {
+	kib, err := RSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kib <= 0 {
+		t.Errorf("RSS of this process: %d KiB", kib)
+	}
+	if peak, err := PeakRSS(os.Getpid()); err != nil || peak < kib {
+		t.Errorf("peak RSS %d KiB (err %v) below the current %d KiB", peak, err, kib)
+	}
+}

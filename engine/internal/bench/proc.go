@@ -107,13 +107,31 @@ func parseStat(data []byte) (ppid int, cpu time.Duration, err error) {
 	return ppid, time.Duration(ut+st) * time.Second / clockTicks, nil
 }
 
+// RSS returns the resident set (VmRSS) of pid plus those of its child
+// processes, in KiB.
+func RSS(pid int) (int64, error) {
+	sum, err := statusField(pid, "VmRSS:")
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range Children(pid) {
+		if kib, err := statusField(c, "VmRSS:"); err == nil {
+			sum += kib
+		}
+	}
+	return sum, nil
+}
+
 // hwm reads the VmHWM of pid, in KiB.
-func hwm(pid int) (int64, error) {
+func hwm(pid int) (int64, error) { return statusField(pid, "VmHWM:") }
+
+// statusField reads a "Name: 123 kB" line of /proc/<pid>/status, in KiB.
+func statusField(pid int, name string) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNoProc, err)
 	}
-	return kiBField(data, "VmHWM:")
+	return kiBField(data, name)
 }
 
 // kiBField returns the value of the "Name:   123 kB" line of a /proc file.

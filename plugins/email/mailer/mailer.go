@@ -381,7 +381,7 @@ func (m *Mailer) deliver(ctx context.Context, msgs []*message, results []sdk.Res
 		return sent, err
 	}
 	if sent > 0 {
-		m.log.Info("emails sent", "kind", m.kind, "count", sent, "to", m.send.String())
+		m.log.Debug("emails sent", "kind", m.kind, "count", sent, "to", m.send.String())
 	}
 	return sent, nil
 }
