@@ -39,6 +39,14 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	cfg.Consumer.MaxProcessingTime = 30 * time.Second
 	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = 2 * time.Second
+	// The broker may hold a JoinGroup or SyncGroup for up to the rebalance
+	// timeout, but sarama gives every request Net.ReadTimeout (30s). With
+	// sarama's 60s default, a join that waits for a member that died
+	// mid-join (an engine SIGKILLed while starting) times out on the
+	// client, whose retry restarts the wait (the embedded broker resets the
+	// deadline on each join), and the group never settles. Below the read
+	// timeout the broker ends the wait first and drops the dead member.
+	cfg.Consumer.Group.Rebalance.Timeout = 20 * time.Second
 	// Range, not sticky: sticky keeps its own state in the member user data,
 	// where the engine advertises its HTTP URL for query routing.
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
