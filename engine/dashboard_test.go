@@ -19,11 +19,8 @@ import (
 	"github.com/billing-engine/billing/engine"
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/enginetest"
+	"github.com/billing-engine/billing/engine/internal/dashboard/browsertest"
 )
-
-// chromiumPath is where the dashboard test expects Chromium: Debian's
-// chromium package, which the CI script installs.
-const chromiumPath = "/usr/bin/chromium"
 
 // dashboardToken is the API token of the engine the dashboard test runs.
 const dashboardToken = "dashboard-test-token"
@@ -64,43 +61,43 @@ func TestDashboard(t *testing.T) {
 	}
 	lookupID := produceDashboardLoad(t, b.Addr(), len(dashboardClients))
 
-	p := openBrowserPage(t, base+"/")
-	p.waitFor("the page to ask for the token", 20*time.Second,
+	p := browsertest.Open(t, base+"/")
+	p.WaitFor("the page to ask for the token", 20*time.Second,
 		`document.getElementById('conn-state').dataset.state === 'auth' && !document.getElementById('auth-banner').hidden`)
-	p.do(chromedp.SendKeys(chromedp.ID("token"), dashboardToken), chromedp.Click(chromedp.ID("token-save")))
-	p.waitFor("the event stream", 20*time.Second, `document.getElementById('conn-state').dataset.state === 'live'`)
+	p.Do(chromedp.SendKeys(chromedp.ID("token"), dashboardToken), chromedp.Click(chromedp.ID("token-save")))
+	p.WaitFor("the event stream", 20*time.Second, `document.getElementById('conn-state').dataset.state === 'live'`)
 
 	// The counts grow while transactions flow.
-	consumed := p.number("total-consumed", 30*time.Second, 1)
-	produced := p.number("total-produced", 30*time.Second, 1)
-	p.waitFor("the consumed count to grow", 30*time.Second, fmt.Sprintf(`%s > %d`, numberOf("total-consumed"), consumed))
-	p.waitFor("the produced count to grow", 30*time.Second, fmt.Sprintf(`%s > %d`, numberOf("total-produced"), produced))
-	if later := p.number("total-consumed", time.Second, 0); later <= consumed {
+	consumed := p.Number("total-consumed", 30*time.Second, 1)
+	produced := p.Number("total-produced", 30*time.Second, 1)
+	p.WaitFor("the consumed count to grow", 30*time.Second, fmt.Sprintf(`%s > %d`, browsertest.NumberOf("total-consumed"), consumed))
+	p.WaitFor("the produced count to grow", 30*time.Second, fmt.Sprintf(`%s > %d`, browsertest.NumberOf("total-produced"), produced))
+	if later := p.Number("total-consumed", time.Second, 0); later <= consumed {
 		t.Errorf("consumed shown: got %d after %d, want it to grow", later, consumed)
 	}
-	p.waitFor("a positive consumption rate", 30*time.Second, numberOf("rate-consumed")+` > 0`)
-	p.waitFor("the processor's branch rows", 10*time.Second,
+	p.WaitFor("a positive consumption rate", 30*time.Second, browsertest.NumberOf("rate-consumed")+` > 0`)
+	p.WaitFor("the processor's branch rows", 10*time.Second,
 		`document.querySelector('#throughput tr[data-key="o|processor|branch|transactions.approved"]') !== null`)
-	p.waitFor("the consumer lag of the processor", 10*time.Second,
+	p.WaitFor("the consumer lag of the processor", 10*time.Second,
 		`document.querySelectorAll('#lag tr[data-key="processor|transactions"] .part[data-lag]').length > 0`)
 
 	// The status of a transaction that was produced, and of one that was not.
-	p.lookup(lookupID)
-	p.waitFor("the status of "+lookupID, 30*time.Second, `document.getElementById('tx-status').textContent === 'APPROVED'`)
-	p.lookup("no-such-transaction")
-	p.waitFor("the 404 detail", 10*time.Second, `document.getElementById('tx-error').textContent === '404 Not Found: no such key'`)
+	lookup(p, lookupID)
+	p.WaitFor("the status of "+lookupID, 30*time.Second, `document.getElementById('tx-status').textContent === 'APPROVED'`)
+	lookup(p, "no-such-transaction")
+	p.WaitFor("the 404 detail", 10*time.Second, `document.getElementById('tx-error').textContent === '404 Not Found: no such key'`)
 
 	// Dead letters with their reasons.
-	p.waitFor("an undecodable record among the dead letters", 30*time.Second,
+	p.WaitFor("an undecodable record among the dead letters", 30*time.Second,
 		`[...document.querySelectorAll('#dlq tbody tr')].some(tr => tr.cells[2].textContent === 'decode' && tr.cells[5].textContent.startsWith('garbage-') && tr.cells[3].textContent.length > 0)`)
-	p.waitFor("an unrouted record among the dead letters", 30*time.Second,
+	p.WaitFor("an unrouted record among the dead letters", 30*time.Second,
 		`[...document.querySelectorAll('#dlq tbody tr')].some(tr => tr.cells[2].textContent === 'branch' && tr.cells[3].textContent.length > 0)`)
-	t.Logf("dead letter shown: %s", p.text(`[...document.querySelector('#dlq tbody tr').cells].map(c => c.textContent).join(' | ')`))
+	t.Logf("dead letter shown: %s", p.Text(`[...document.querySelector('#dlq tbody tr').cells].map(c => c.textContent).join(' | ')`))
 
 	// A client's transactions, then its invoice after a billing cycle.
-	p.waitFor("the clients", 10*time.Second, fmt.Sprintf(`document.querySelectorAll('#clients tbody tr').length === %d`, len(dashboardClients)))
-	p.do(chromedp.Click(chromedp.CSS(`#clients tr[data-client="client-0001"] button`)))
-	p.waitFor("client-0001's transactions", 30*time.Second, `document.querySelectorAll('#client-tx tbody tr:not(.more)').length > 0`)
+	p.WaitFor("the clients", 10*time.Second, fmt.Sprintf(`document.querySelectorAll('#clients tbody tr').length === %d`, len(dashboardClients)))
+	p.Do(chromedp.Click(chromedp.CSS(`#clients tr[data-client="client-0001"] button`)))
+	p.WaitFor("client-0001's transactions", 30*time.Second, `document.querySelectorAll('#client-tx tbody tr:not(.more)').length > 0`)
 	eventually(t, 30*time.Second, func() error { // the cycle bills what the database holds
 		if got, answer := apiStatus(t, http.MethodGet, base+"/api/v1/transactions/"+lookupID, ""); got != http.StatusOK {
 			return fmt.Errorf("GET /api/v1/transactions/%s: got %d %s, want 200", lookupID, got, answer)
@@ -108,11 +105,11 @@ func TestDashboard(t *testing.T) {
 		return nil
 	})
 	apiCall(t, http.MethodPost, base+"/api/v1/billing-cycles", `{"interval":"1h"}`, http.StatusCreated)
-	p.do(chromedp.Click(chromedp.CSS(`#clients tr[data-client="client-0001"] button`)))
-	p.waitFor("client-0001's invoice", 30*time.Second, `/^INV-\d+$/.test(document.querySelector('#client-inv tbody td')?.textContent)`)
+	p.Do(chromedp.Click(chromedp.CSS(`#clients tr[data-client="client-0001"] button`)))
+	p.WaitFor("client-0001's invoice", 30*time.Second, `/^INV-\d+$/.test(document.querySelector('#client-inv tbody td')?.textContent)`)
 
 	// The cycle billed the approved transaction: the status table follows.
-	p.waitFor("the status BILLED after the cycle", 30*time.Second, fmt.Sprintf(`(() => {
+	p.WaitFor("the status BILLED after the cycle", 30*time.Second, fmt.Sprintf(`(() => {
 		if (document.getElementById('tx-status').textContent === 'BILLED') return true;
 		document.getElementById('tx-id').value = %q;
 		document.getElementById('tx-lookup').click();
@@ -123,10 +120,10 @@ func TestDashboard(t *testing.T) {
 	if os.Getenv("DASHBOARD_SCREENSHOT") != "" {
 		points = 40
 	}
-	p.waitFor("the sparkline", time.Duration(points)*2*time.Second+30*time.Second,
+	p.WaitFor("the sparkline", time.Duration(points)*2*time.Second+30*time.Second,
 		fmt.Sprintf(`document.getElementById('spark-line').getAttribute('d').split('L').length >= %d`, points))
-	p.checkConsole()
-	p.screenshot()
+	p.CheckConsole()
+	screenshot(t, p)
 }
 
 // produceDashboardLoad creates one APPROVED transaction and returns its id,
@@ -249,155 +246,34 @@ func apiStatus(t *testing.T, method, url, body string) (int, string) {
 	return resp.StatusCode, string(answer)
 }
 
-// numberOf is a JavaScript expression: the number the element id shows,
-// its digits read without the grouping separators.
-func numberOf(id string) string {
-	return fmt.Sprintf(`Number(document.getElementById(%q).textContent.replace(/[^\d.]/g, '') || 'NaN')`, id)
-}
-
-// browserPage is a tab of a headless Chromium, with the problems its
-// console reported.
-type browserPage struct {
-	t   *testing.T
-	ctx context.Context
-
-	mu       sync.Mutex
-	problems []string
-}
-
-// openBrowserPage starts Chromium on url, with a 1280x900 window, and
-// closes it when the test ends. The test fails, rather than skips, when
-// Chromium is not installed.
-func openBrowserPage(t *testing.T, url string) *browserPage {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("the dashboard test needs Chromium at %s: install Debian's chromium package (apt-get install chromium; the CI script installs it): %v", chromiumPath, err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900),
-		chromedp.Flag("lang", "en-US")) // numbers as the test reads them: 1,234.5
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancelTab(); cancelAlloc() })
-	p := &browserPage{t: t, ctx: ctx}
-	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, bound to ctx
-		t.Fatalf("start Chromium: %v", err)
-	}
-	console := chromedp.Console(ctx)
-	go func() {
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
-				p.mu.Lock()
-				p.problems = append(p.problems, m.String())
-				p.mu.Unlock()
-			}
-		}
-	}()
-	if err := chromedp.Do(startCtx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url)); err != nil {
-		t.Fatalf("open %s: %v", url, err)
-	}
-	return p
-}
-
-// do runs actions in the tab.
-func (p *browserPage) do(actions ...chromedp.Action[chromedp.Void]) {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		p.t.Fatalf("browser: %v", err)
-	}
-}
-
-// text evaluates the JavaScript expression expr to a string.
-func (p *browserPage) text(expr string) string {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-	if err != nil {
-		p.t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return s
-}
-
-// waitFor polls the JavaScript predicate expr until it holds, and fails
-// the test, with what the page shows, when it does not within timeout.
-func (p *browserPage) waitFor(what string, timeout time.Duration, expr string) {
-	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Boolean(`+expr+`)`))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("waited %s for %s: %s is not true (err %v); the page shows:\n%s", timeout, what, expr, err,
-				p.text(`document.querySelector('main').innerText.slice(0, 3000)`))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// number waits until the element id shows a number of at least atLeast, and
-// returns it.
-func (p *browserPage) number(id string, timeout time.Duration, atLeast int64) int64 {
-	p.t.Helper()
-	p.waitFor(fmt.Sprintf("%s to show at least %d", id, atLeast), timeout, fmt.Sprintf(`%s >= %d`, numberOf(id), atLeast))
-	var n int64
-	if _, err := fmt.Sscan(p.text(`String(`+numberOf(id)+`)`), &n); err != nil {
-		p.t.Fatalf("%s: %v", id, err)
-	}
-	return n
-}
-
 // lookup asks the page for the status of a transaction.
-func (p *browserPage) lookup(id string) {
-	p.t.Helper()
-	p.do(chromedp.SetValue(chromedp.ID("tx-id"), id), chromedp.Click(chromedp.ID("tx-lookup")))
-}
-
-// checkConsole fails the test for the uncaught exceptions and Content
-// Security Policy violations the page reported.
-func (p *browserPage) checkConsole() {
-	p.t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, m := range p.problems {
-		p.t.Errorf("browser console: %s", m)
-	}
+func lookup(p *browsertest.Page, id string) {
+	p.Do(chromedp.SetValue(chromedp.ID("tx-id"), id), chromedp.Click(chromedp.ID("tx-lookup")))
 }
 
 // screenshot saves a full-page PNG to the test's artifact directory and,
 // when DASHBOARD_SCREENSHOT names a file, there too.
-func (p *browserPage) screenshot() {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+func screenshot(t *testing.T, p *browsertest.Page) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(p.Context(), 30*time.Second)
 	defer cancel()
 	// The pointer away from the rows, so that none shows as hovered.
 	if err := chromedp.Do(ctx, chromedp.MouseEvent(chromedp.MouseMoved, 0, 0)); err != nil {
-		p.t.Fatalf("move the pointer: %v", err)
+		t.Fatalf("move the pointer: %v", err)
 	}
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
-		p.t.Fatalf("screenshot: %v", err)
+		t.Fatalf("screenshot: %v", err)
 	}
-	paths := []string{filepath.Join(p.t.ArtifactDir(), "dashboard.png")}
+	paths := []string{filepath.Join(t.ArtifactDir(), "dashboard.png")}
 	if extra := os.Getenv("DASHBOARD_SCREENSHOT"); extra != "" {
 		paths = append(paths, extra)
 	}
 	for _, path := range paths {
 		if err := os.WriteFile(path, png, 0o644); err != nil {
-			p.t.Errorf("save the screenshot: %v", err)
+			t.Errorf("save the screenshot: %v", err)
 			continue
 		}
-		p.t.Logf("screenshot: %s", path)
+		t.Logf("screenshot: %s", path)
 	}
 }

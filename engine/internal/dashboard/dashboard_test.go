@@ -1,15 +1,12 @@
 package dashboard_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/billing-engine/billing/engine/internal/dashboard"
+	"github.com/billing-engine/billing/engine/internal/dashboard/browsertest"
 	"github.com/billing-engine/billing/engine/internal/httpapi"
 )
 
@@ -208,44 +206,44 @@ func TestDashboardPageWithFakeAPI(t *testing.T) {
 	f := &fakeAPI{token: "s3cret"}
 	srv := httptest.NewServer(f.routes())
 	defer srv.Close()
-	p := openPage(t, srv.URL+"/")
+	p := browsertest.Open(t, srv.URL+"/")
 
-	p.waitFor("the page to ask for the token", 10*time.Second, `document.getElementById('conn-state').dataset.state === 'auth' && !document.getElementById('auth-banner').hidden`)
-	p.do(chromedp.SendKeys(chromedp.ID("token"), "s3cret"), chromedp.Click(chromedp.ID("token-save")))
-	p.waitFor("the banner to go", 10*time.Second, `document.getElementById('auth-banner').hidden`)
+	p.WaitFor("the page to ask for the token", 10*time.Second, `document.getElementById('conn-state').dataset.state === 'auth' && !document.getElementById('auth-banner').hidden`)
+	p.Do(chromedp.SendKeys(chromedp.ID("token"), "s3cret"), chromedp.Click(chromedp.ID("token-save")))
+	p.WaitFor("the banner to go", 10*time.Second, `document.getElementById('auth-banner').hidden`)
 
-	first := p.number("total-consumed", 10*time.Second)
-	p.waitFor("the consumed count to grow across a reconnection", 15*time.Second,
+	first := p.Number("total-consumed", 10*time.Second, 0)
+	p.WaitFor("the consumed count to grow across a reconnection", 15*time.Second,
 		fmt.Sprintf(`Number(document.getElementById('total-consumed').textContent.replace(/\D/g, '')) > %d + 1000`, first))
 	if n := f.streams.Load(); n < 2 {
 		t.Errorf("event streams opened: got %d, want at least 2 (the page reconnects when one ends)", n)
 	}
-	p.waitFor("a rate", 10*time.Second, `/\d/.test(document.getElementById('rate-consumed').textContent)`)
-	p.waitFor("the stage rows", 5*time.Second, `document.querySelector('#throughput tr[data-key="o|processor|branch|transactions.approved"]') !== null`+
+	p.WaitFor("a rate", 10*time.Second, `/\d/.test(document.getElementById('rate-consumed').textContent)`)
+	p.WaitFor("the stage rows", 5*time.Second, `document.querySelector('#throughput tr[data-key="o|processor|branch|transactions.approved"]') !== null`+
 		` && document.querySelector('#throughput tr[data-key="q|processor|decode"]') !== null`)
-	p.waitFor("the lag", 5*time.Second, `Number(document.querySelector('#lag tr[data-key="processor|transactions"] .part[data-partition="0"]')?.dataset.lag) >= 17`)
+	p.WaitFor("the lag", 5*time.Second, `Number(document.querySelector('#lag tr[data-key="processor|transactions"] .part[data-partition="0"]')?.dataset.lag) >= 17`)
 
-	p.waitFor("the long lag row", 5*time.Second, `document.querySelector('#lag tr[data-key="processor.client_daily|billing-client_daily-repartition"] .part.high') !== null`)
-	if got := p.text(`(() => { const w = document.getElementById('lag').parentElement; return w.scrollWidth > w.clientWidth ? w.scrollWidth + ' px in ' + w.clientWidth : '' })()`); got != "" {
+	p.WaitFor("the long lag row", 5*time.Second, `document.querySelector('#lag tr[data-key="processor.client_daily|billing-client_daily-repartition"] .part.high') !== null`)
+	if got := p.Text(`(() => { const w = document.getElementById('lag').parentElement; return w.scrollWidth > w.clientWidth ? w.scrollWidth + ' px in ' + w.clientWidth : '' })()`); got != "" {
 		t.Errorf("the lag table scrolls sideways: %s", got)
 	}
 
-	p.waitFor("the dead letter", 10*time.Second, `document.querySelector('#dlq td.reason')?.textContent === 'avro: unknown schema fingerprint 0102030405060708'`)
+	p.WaitFor("the dead letter", 10*time.Second, `document.querySelector('#dlq td.reason')?.textContent === 'avro: unknown schema fingerprint 0102030405060708'`)
 
-	p.do(chromedp.SendKeys(chromedp.ID("tx-id"), "nope"), chromedp.Click(chromedp.ID("tx-lookup")))
-	p.waitFor("the 404 detail", 10*time.Second, `document.getElementById('tx-error').textContent === '404 Not Found: no such key'`)
-	p.do(chromedp.SetValue(chromedp.ID("tx-id"), "tx-1"), chromedp.Click(chromedp.ID("tx-lookup")))
-	p.waitFor("the status", 10*time.Second, `document.getElementById('tx-status').textContent === 'BILLED' && document.getElementById('tx-error').hidden`)
-	if got := p.text(`document.getElementById('tx-fields').textContent`); !strings.Contains(got, "1,234.56 EUR") {
+	p.Do(chromedp.SendKeys(chromedp.ID("tx-id"), "nope"), chromedp.Click(chromedp.ID("tx-lookup")))
+	p.WaitFor("the 404 detail", 10*time.Second, `document.getElementById('tx-error').textContent === '404 Not Found: no such key'`)
+	p.Do(chromedp.SetValue(chromedp.ID("tx-id"), "tx-1"), chromedp.Click(chromedp.ID("tx-lookup")))
+	p.WaitFor("the status", 10*time.Second, `document.getElementById('tx-status').textContent === 'BILLED' && document.getElementById('tx-error').hidden`)
+	if got := p.Text(`document.getElementById('tx-fields').textContent`); !strings.Contains(got, "1,234.56 EUR") {
 		t.Errorf("status fields: got %q, want the amount 1,234.56 EUR", got)
 	}
 
-	p.waitFor("the clients", 10*time.Second, `document.querySelectorAll('#clients tbody tr').length === 2`)
-	p.do(chromedp.Click(chromedp.CSS(`#clients tr[data-client="acme"] button`)))
-	p.waitFor("the client's transactions and invoices", 10*time.Second,
+	p.WaitFor("the clients", 10*time.Second, `document.querySelectorAll('#clients tbody tr').length === 2`)
+	p.Do(chromedp.Click(chromedp.CSS(`#clients tr[data-client="acme"] button`)))
+	p.WaitFor("the client's transactions and invoices", 10*time.Second,
 		`document.querySelector('#client-tx tbody td.num')?.textContent === '500 JPY'`+
 			` && document.querySelector('#client-inv tbody tr')?.textContent.includes('1.250 BHD')`)
-	p.checkConsole()
+	p.CheckConsole()
 }
 
 // TestDashboardPageWithoutToken checks that the page works at once, and
@@ -253,119 +251,11 @@ func TestDashboardPageWithFakeAPI(t *testing.T) {
 func TestDashboardPageWithoutToken(t *testing.T) {
 	srv := httptest.NewServer((&fakeAPI{}).routes())
 	defer srv.Close()
-	p := openPage(t, srv.URL+"/")
-	p.waitFor("the consumed count", 10*time.Second, `document.getElementById('total-consumed').textContent.replace(/\D/g, '') !== ''`)
-	p.waitFor("the clients", 10*time.Second, `document.querySelectorAll('#clients tbody tr').length === 2`)
-	if got := p.text(`String(document.getElementById('auth-banner').hidden) + ' ' + document.getElementById('conn-state').dataset.state`); strings.HasPrefix(got, "false") || strings.HasSuffix(got, " auth") {
+	p := browsertest.Open(t, srv.URL+"/")
+	p.WaitFor("the consumed count", 10*time.Second, `document.getElementById('total-consumed').textContent.replace(/\D/g, '') !== ''`)
+	p.WaitFor("the clients", 10*time.Second, `document.querySelectorAll('#clients tbody tr').length === 2`)
+	if got := p.Text(`String(document.getElementById('auth-banner').hidden) + ' ' + document.getElementById('conn-state').dataset.state`); strings.HasPrefix(got, "false") || strings.HasSuffix(got, " auth") {
 		t.Errorf("token prompt: got banner hidden, state = %s; want true and not auth", got)
 	}
-	p.checkConsole()
-}
-
-// page is a tab of a headless Chromium, with the messages of its console.
-type page struct {
-	t   *testing.T
-	ctx context.Context
-
-	mu       sync.Mutex
-	problems []string
-}
-
-// openPage starts Chromium on url and closes it when the test ends.
-func openPage(t *testing.T, url string) *page {
-	t.Helper()
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("the dashboard tests need Chromium at %s (Debian: apt-get install chromium; the CI script installs it): %v", chromium, err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900),
-		chromedp.Flag("lang", "en-US")) // numbers as the test reads them: 1,234.5
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancelTab(); cancelAlloc() })
-	p := &page{t: t, ctx: ctx}
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, bound to ctx
-		t.Fatalf("start Chromium: %v", err)
-	}
-	console := chromedp.Console(ctx)
-	go func() {
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
-				p.mu.Lock()
-				p.problems = append(p.problems, m.String())
-				p.mu.Unlock()
-			}
-		}
-	}()
-	if err := chromedp.Do(startCtx, chromedp.Navigate(url)); err != nil {
-		t.Fatalf("open %s: %v", url, err)
-	}
-	return p
-}
-
-// do runs actions in the tab.
-func (p *page) do(actions ...chromedp.Action[chromedp.Void]) {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		p.t.Fatalf("browser: %v", err)
-	}
-}
-
-func (p *page) text(expr string) string {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-	if err != nil {
-		p.t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return s
-}
-
-// waitFor polls the JavaScript predicate expr until it holds.
-func (p *page) waitFor(what string, timeout time.Duration, expr string) {
-	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Boolean(`+expr+`)`))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("waited %s for %s: %s is not true (err %v); the page says: %s", timeout, what, expr, err,
-				p.text(`document.querySelector('main').innerText.slice(0, 1500)`))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// number waits for the element id to show a number and returns it.
-func (p *page) number(id string, timeout time.Duration) int64 {
-	p.t.Helper()
-	expr := fmt.Sprintf(`document.getElementById(%q).textContent.replace(/\D/g, '')`, id)
-	p.waitFor(id+" to show a number", timeout, expr+` !== ''`)
-	var n int64
-	fmt.Sscan(p.text(expr), &n)
-	return n
-}
-
-// checkConsole fails the test for uncaught exceptions and Content Security
-// Policy violations the page reported.
-func (p *page) checkConsole() {
-	p.t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, m := range p.problems {
-		p.t.Errorf("browser console: %s", m)
-	}
+	p.CheckConsole()
 }

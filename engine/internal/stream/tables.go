@@ -29,14 +29,34 @@ type Tables struct {
 }
 
 // partCache holds a partition's committed values, decoded, so hot keys
-// (a client's aggregates) are not read and parsed from the store for every
-// batch. Only the goroutine processing the partition uses it.
+// (a client's aggregates, a transaction billed moments after it was
+// approved) are not read and parsed from the store for every batch. It
+// keeps two generations of at most maxCached values each: when the current
+// one is full it becomes the previous one and the oldest is dropped, so
+// memory stays bounded and the recent values stay. Only the goroutine
+// processing the partition uses it.
 type partCache struct {
-	values map[tableKey]any // map[string]any row, or state.AggValue
+	cur, prev map[tableKey]any // map[string]any row, or state.AggValue
 }
 
-// maxCached bounds a partition's cache; past it the cache starts over.
-const maxCached = 100_000
+// maxCached bounds a generation of a partition's cache. A decoded row
+// takes about 1 KiB, so a partition's cache stays under about 10 MiB.
+const maxCached = 5_000
+
+func (c *partCache) get(k tableKey) (any, bool) {
+	if v, ok := c.cur[k]; ok {
+		return v, true
+	}
+	v, ok := c.prev[k]
+	return v, ok
+}
+
+func (c *partCache) put(k tableKey, v any) {
+	if _, ok := c.cur[k]; !ok && len(c.cur) >= maxCached {
+		c.prev, c.cur = c.cur, make(map[tableKey]any, maxCached)
+	}
+	c.cur[k] = v
+}
 
 func (t *Tables) cache(p int32) *partCache {
 	t.mu.Lock()
@@ -46,7 +66,7 @@ func (t *Tables) cache(p int32) *partCache {
 	}
 	c := t.caches[p]
 	if c == nil {
-		c = &partCache{values: map[tableKey]any{}}
+		c = &partCache{cur: map[tableKey]any{}}
 		t.caches[p] = c
 	}
 	return c
@@ -111,14 +131,11 @@ func newBatchState(t *Tables, partition int32) *batchState {
 // committed moves the batch's values into the partition cache: call it
 // only once the batch's transaction committed.
 func (b *batchState) committed() {
-	if len(b.cache.values)+len(b.order) > maxCached {
-		clear(b.cache.values)
-	}
 	for _, k := range b.order {
 		if r, ok := b.latest[k.table][k.key]; ok {
-			b.cache.values[k] = r
+			b.cache.put(k, r)
 		} else {
-			b.cache.values[k] = *b.aggs[k.table][k.key]
+			b.cache.put(k, *b.aggs[k.table][k.key])
 		}
 	}
 }
@@ -141,7 +158,7 @@ func (b *batchState) row(table, key string) (map[string]any, error) {
 	if r, ok := m[key]; ok {
 		return r, nil
 	}
-	if c, ok := b.cache.values[tableKey{table, key}]; ok {
+	if c, ok := b.cache.get(tableKey{table, key}); ok {
 		r, _ := c.(map[string]any)
 		m[key] = r
 		return r, nil
@@ -169,7 +186,7 @@ func (b *batchState) agg(table, key string) (*state.AggValue, error) {
 	if v, ok := m[key]; ok {
 		return v, nil
 	}
-	if c, ok := b.cache.values[tableKey{table, key}]; ok {
+	if c, ok := b.cache.get(tableKey{table, key}); ok {
 		v := c.(state.AggValue).Clone()
 		m[key] = &v
 		return &v, nil
