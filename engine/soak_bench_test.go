@@ -71,7 +71,8 @@ func BenchmarkSoak(b *testing.B) {
 			<-tick.C
 			s := soakRead(b, p, time.Since(start))
 			samples = append(samples, s)
-			b.Logf("%6s rss=%6.1f MiB goroutines=%4.0f heap=%6.1f MiB fds=%3.0f consumed=%d",
+			// Printed, not logged: a benchmark's log is cut after a few lines.
+			fmt.Printf("soak %6s rss=%6.1f MiB goroutines=%4.0f heap=%6.1f MiB fds=%3.0f consumed=%d\n",
 				s.at.Round(time.Second), float64(s.rssKiB)/1024, s.goroutines, s.heapBytes/(1<<20), s.fds, s.consumed)
 		}
 		tick.Stop()
@@ -245,7 +246,7 @@ func soakReport(b *testing.B, samples []soakSample, rate, approved int) {
 		}
 		fmt.Fprintf(&out, "| %s | %s | %s | %+.1f%% | %s |\n", r.name, soakValue(r.name, r.get(base)), soakValue(r.name, sum/float64(len(tail))), 100*g, limit)
 	}
-	b.Log("\n" + out.String())
+	fmt.Print(out.String())
 	b.ReportMetric(100*growth(rows[0].get), "rss_growth_%")
 	b.ReportMetric(100*growth(rows[1].get), "goroutine_growth_%")
 }
