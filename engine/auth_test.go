@@ -25,7 +25,7 @@ func TestAPITokens(t *testing.T) {
 	client := `{"client_id":"tok-1","name":"Token Ltd","email":"billing@token.example"}`
 	for _, tc := range []struct {
 		name, method, path, token, body string
-		want                             int
+		want                            int
 	}{
 		{"health without a token", "GET", "/healthz", "", "", 200},
 		{"readiness without a token", "GET", "/readyz", "", "", 200},
