@@ -82,6 +82,15 @@ func benchClients(b *testing.B, dsn string, clients int) {
 	}
 }
 
+// benchTx is a transaction of the billing benchmarks, unbilled.
+func benchTx(id, client string, amount int64, currency, status string, at time.Time) map[string]any {
+	return map[string]any{
+		"transaction_id": id, "client_id": client, "amount_minor": amount,
+		"currency": currency, "status": status, "description": "order " + id,
+		"created_at": at, "updated_at": at, "billed_at": nil, "billing_cycle_id": nil,
+	}
+}
+
 // produceApproved writes n APPROVED transactions of the clients to the
 // transactions topic.
 func produceApproved(b *testing.B, addr string, n, clients int) {
@@ -99,11 +108,7 @@ func produceApproved(b *testing.B, addr string, n, clients int) {
 	recs := make([]*kgo.Record, 0, 5_000)
 	for i := range n {
 		id := fmt.Sprintf("bt-%08d", i)
-		v, err := schema.Encode(map[string]any{
-			"transaction_id": id, "client_id": fmt.Sprintf("bc-%03d", i%clients), "amount_minor": int64(100 + i%9_900),
-			"currency": "USD", "status": "APPROVED", "description": "order " + id,
-			"created_at": now, "updated_at": now, "billed_at": nil, "billing_cycle_id": nil,
-		})
+		v, err := schema.Encode(benchTx(id, fmt.Sprintf("bc-%03d", i%clients), int64(100+i%9_900), "USD", "APPROVED", now))
 		if err != nil {
 			b.Fatal(err)
 		}

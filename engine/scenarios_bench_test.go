@@ -108,15 +108,9 @@ const (
 func scnSettingsFromEnv(b *testing.B) scnSettings {
 	s := scnSettings{n: benchRecords, billingN: scnDefaultBilling, rate: scnDefaultRate, latency: scnDefaultLatency,
 		billingDB: os.Getenv("BENCH_BILLING_DB")}
-	for name, dst := range map[string]*int{"BENCH_N": &s.n, "BENCH_BILLING_N": &s.billingN, "BENCH_RATE": &s.rate} {
-		if v := os.Getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				b.Fatalf("%s=%q: want a positive integer", name, v)
-			}
-			*dst = n
-		}
-	}
+	s.n = envInt(b, "BENCH_N", s.n)
+	s.billingN = envInt(b, "BENCH_BILLING_N", s.billingN)
+	s.rate = envInt(b, "BENCH_RATE", s.rate)
 	if v := os.Getenv("BENCH_LATENCY_SECONDS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 2 {
@@ -450,11 +444,7 @@ func scnApprovedRecords(b *testing.B, rate int, d time.Duration, clients int) []
 	recs := make([]*kgo.Record, int(d.Seconds())*rate)
 	for i := range recs {
 		id := fmt.Sprintf("bl-%08d", i)
-		v, err := schema.Encode(map[string]any{
-			"transaction_id": id, "client_id": fmt.Sprintf("bc-%03d", i%clients), "amount_minor": int64(100 + i%9_900),
-			"currency": "USD", "status": "APPROVED", "description": "order " + id,
-			"created_at": now, "updated_at": now, "billed_at": nil, "billing_cycle_id": nil,
-		})
+		v, err := schema.Encode(benchTx(id, fmt.Sprintf("bc-%03d", i%clients), int64(100+i%9_900), "USD", "APPROVED", now))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -143,11 +143,7 @@ func soakProduce(ctx context.Context, b *testing.B, addr string, rate, clients i
 				approved++
 			}
 			now := time.Now().UTC().Truncate(time.Millisecond)
-			v, err := schema.Encode(map[string]any{
-				"transaction_id": id, "client_id": fmt.Sprintf("bc-%03d", i%clients), "amount_minor": int64(100 + rng.IntN(99_900)),
-				"currency": "EUR", "status": status, "description": "soak " + id,
-				"created_at": now, "updated_at": now, "billed_at": nil, "billing_cycle_id": nil,
-			})
+			v, err := schema.Encode(benchTx(id, fmt.Sprintf("bc-%03d", i%clients), int64(100+rng.IntN(99_900)), "EUR", status, now))
 			if err != nil {
 				b.Error(err)
 				return approved

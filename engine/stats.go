@@ -84,10 +84,8 @@ func (s *Stats) committed(pipeline string, b *stream.Batch) {
 	s.counter("consumed/" + pipeline).Add(int64(len(b.Inputs)))
 	var dead []DeadLetter
 	now := time.Now().UTC()
-	produced := map[[2]string]int64{}
 	for i := range b.Outputs {
 		o := &b.Outputs[i]
-		produced[[2]string{o.Stage, o.Topic}]++
 		if d := o.DeadLetter; d != nil {
 			s.counter("dlq/" + pipeline + "/" + d.Stage).Add(1)
 			dead = append(dead, DeadLetter{
@@ -96,8 +94,8 @@ func (s *Stats) committed(pipeline string, b *stream.Batch) {
 			})
 		}
 	}
-	for k, n := range produced {
-		s.counter("produced/" + pipeline + "/" + k[0] + "/" + k[1]).Add(n)
+	for k, n := range b.Produced() {
+		s.counter("produced/" + pipeline + "/" + k.Stage + "/" + k.Topic).Add(int64(n))
 	}
 	for stage, n := range b.Dropped {
 		s.counter("dropped/" + pipeline + "/" + stage).Add(int64(n))

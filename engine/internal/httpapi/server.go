@@ -75,26 +75,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	s.serve(sw, r)
-	_, route := s.mux.Handler(r)
+	route := s.serve(sw, r)
 	if sw.status == 0 {
 		sw.status = http.StatusOK
 	}
 	s.observe(r, route, sw.status, time.Since(start))
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+// serve answers r and returns the route pattern that matched it, "" for
+// none.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
+	h, pattern := s.mux.Handler(r)
 	guarded := s.isGuarded(r.URL.Path)
 	if (guarded || strings.HasPrefix(r.URL.Path, "/api/")) && !s.authorized(r, guarded) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="billing"`)
 		WriteProblem(w, r, http.StatusUnauthorized, "missing or invalid bearer token")
-		return
+		return pattern
 	}
-	if h, pattern := s.mux.Handler(r); pattern == "" {
+	if pattern == "" {
 		notRouted(w, r, h)
-		return
+		return ""
 	}
 	s.mux.ServeHTTP(w, r)
+	return pattern
 }
 
 func (s *Server) isGuarded(path string) bool {

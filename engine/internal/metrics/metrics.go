@@ -91,17 +91,14 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Committed implements stream.Observer.
 func (m *Metrics) Committed(pipeline string, b *stream.Batch) {
 	m.consumed.WithLabelValues(pipeline).Add(float64(len(b.Inputs)))
-	produced := map[[2]string]int{}
 	for i := range b.Outputs {
-		o := &b.Outputs[i]
-		produced[[2]string{o.Stage, o.Topic}]++
-		if d := o.DeadLetter; d != nil {
+		if d := b.Outputs[i].DeadLetter; d != nil {
 			m.deadLettered.WithLabelValues(pipeline, d.Stage, m.reasonClass(d.Reason)).Inc()
 		}
 	}
-	for k, n := range produced {
-		m.produced.WithLabelValues(pipeline, k[0], k[1]).Add(float64(n))
-		if table, ok := strings.CutPrefix(k[0], "table:"); ok {
+	for k, n := range b.Produced() {
+		m.produced.WithLabelValues(pipeline, k.Stage, k.Topic).Add(float64(n))
+		if table, ok := strings.CutPrefix(k.Stage, "table:"); ok {
 			m.tableUpdates.WithLabelValues(pipeline, table).Add(float64(n))
 		}
 	}

@@ -95,6 +95,24 @@ type Batch struct {
 	// Lag is how many records of the partition were still to be read after
 	// the batch (the high watermark minus the next offset).
 	Lag int64
+
+	produced map[StageTopic]int
+}
+
+// StageTopic names the records a stage wrote to one topic.
+type StageTopic struct{ Stage, Topic string }
+
+// Produced counts the batch's outputs by stage and topic. It is computed
+// on first use and kept, so every observer shares one count; a Batch is not
+// safe for concurrent use.
+func (b *Batch) Produced() map[StageTopic]int {
+	if b.produced == nil {
+		b.produced = map[StageTopic]int{}
+		for i := range b.Outputs {
+			b.produced[StageTopic{b.Outputs[i].Stage, b.Outputs[i].Topic}]++
+		}
+	}
+	return b.produced
 }
 
 // Output is a record to produce.
