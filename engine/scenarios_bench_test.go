@@ -404,7 +404,12 @@ func scnStartEngine(b *testing.B, addr string, sc scnScenario, vars map[string]s
 		env[k] = v
 	}
 	file := filepath.Join(enginetest.RepoRoot(b), sc.file)
-	return bench.StartChild(b, enginetest.BuildEngine(b), []string{"run", file}, env, listen)
+	args := []string{"run", file}
+	if dir := os.Getenv("BENCH_PROFILE"); dir != "" {
+		// A CPU profile of the child's whole run, one file per scenario.
+		args = []string{"run", "-cpuprofile", filepath.Join(dir, sc.key+".cpu.pprof"), file}
+	}
+	return bench.StartChild(b, enginetest.BuildEngine(b), args, env, listen)
 }
 
 func scnStartCeiling(b *testing.B, addr, group string) *bench.Child {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/billing-engine/billing/engine"
@@ -26,7 +27,7 @@ import (
 const usage = `usage: engine <command> [flags]
 
 commands:
-  run FILE        run the pipelines in FILE and the HTTP API
+  run FILE        run the pipelines in FILE and the HTTP API (flag: -cpuprofile)
   validate FILE   check FILE, its schemas and plugins; exit 1 on any error
   graph FILE      print FILE's topology as Mermaid text
   broker          run the embedded Kafka broker alone (flags: -listen, -data)
@@ -103,13 +104,29 @@ func fileArg(args []string) (string, error) {
 }
 
 func cmdRun(ctx context.Context, args []string, opts []engine.Option) error {
-	path, err := fileArg(args)
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	path, err := fileArg(fs.Args())
 	if err != nil {
 		return err
 	}
 	e, err := engine.New(path, opts...)
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return e.Run(ctx)
 }
