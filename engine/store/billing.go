@@ -9,8 +9,9 @@ import (
 )
 
 // billChunk bounds the ids of one SELECT and the rows of one INSERT of a
-// Bill or Credit call.
-const billChunk = 200
+// Bill or Credit call: a batch of the engine's (500 records by default)
+// takes one statement of each.
+const billChunk = 500
 
 // MaxBillRefLen bounds BillRequest.Ref: a Kafka topic name (249
 // characters at most) with a partition and an offset fits.
@@ -103,6 +104,7 @@ func (db *DB) Bill(ctx context.Context, reqs []BillRequest, opt BillOptions) ([]
 			return nil, fmt.Errorf("%w: bill request %d: ref longer than %d characters", ErrInvalid, i, MaxBillRefLen)
 		}
 	}
+	db.warmBill(ctx, reqs)
 	var results []BillResult
 	published := false
 	err := db.write(ctx, func(tx *sql.Tx) error {
@@ -188,20 +190,48 @@ func (db *DB) Bill(ctx context.Context, reqs []BillRequest, opt BillOptions) ([]
 	return results, nil
 }
 
-// lockBillRows reads the rows of reqs, locking them, by id.
-func (db *DB) lockBillRows(ctx context.Context, tx *sql.Tx, reqs []BillRequest) (map[string]billRow, error) {
+// billIDs returns the ids of reqs, sorted, once each: the order Bill
+// locks rows in, the same for every caller, so that batches never
+// deadlock each other.
+func billIDs(reqs []BillRequest) []string {
 	ids := make([]string, 0, len(reqs))
 	for _, r := range reqs {
 		ids = append(ids, r.Transaction.ID)
 	}
-	slices.Sort(ids) // one lock order for every caller: no deadlocks between batches
-	ids = slices.Compact(ids)
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// lockBillSQL reads and locks n rows for Bill.
+func (db *DB) lockBillSQL(n int) string {
+	return "SELECT " + txCols + ", billed_by FROM transactions WHERE transaction_id IN " +
+		placeholders(n) + " ORDER BY transaction_id" + db.d.forUpdate
+}
+
+// writeBilledSQL writes n rows for Bill: inserts them, or with
+// db.d.replaceTx for suffix, replaces them.
+func writeBilledSQL(n int, suffix string) string {
+	return "INSERT INTO transactions (" + txCols + ", billed_by) VALUES " + rowsOf(n, 11) + suffix
+}
+
+// warmBill prepares the statements a Bill of reqs is likely to run, before
+// its transaction (see warmBatch): the reads of its rows, and the writes
+// of as many rows, stored or not.
+func (db *DB) warmBill(ctx context.Context, reqs []BillRequest) {
+	n := len(billIDs(reqs))
+	for start := 0; start < n; start += billChunk {
+		size := min(billChunk, n-start)
+		db.warmBatch(ctx, db.lockBillSQL(size), writeBilledSQL(size, db.d.replaceTx), writeBilledSQL(size, ""))
+	}
+}
+
+// lockBillRows reads the rows of reqs, locking them, by id.
+func (db *DB) lockBillRows(ctx context.Context, tx *sql.Tx, reqs []BillRequest) (map[string]billRow, error) {
+	ids := billIDs(reqs)
 	rows := make(map[string]billRow, len(ids))
 	for start := 0; start < len(ids); start += billChunk {
 		chunk := ids[start:min(start+billChunk, len(ids))]
-		q := "SELECT " + txCols + ", billed_by FROM transactions WHERE transaction_id IN " +
-			placeholders(len(chunk)) + " ORDER BY transaction_id" + db.d.forUpdate
-		rs, err := tx.QueryContext(ctx, q, idArgs(chunk)...)
+		rs, err := db.batchQuery(ctx, tx, db.lockBillSQL(len(chunk)), idArgs(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("store: bill: %w", err)
 		}
@@ -257,7 +287,7 @@ func (db *DB) writeBilled(ctx context.Context, tx *sql.Tx, rows []billRow) error
 				args = append(args, db.txArgs(&chunk[i].t)...)
 				args = append(args, chunk[i].billedBy)
 			}
-			_, err := tx.ExecContext(ctx, "INSERT INTO transactions ("+txCols+", billed_by) VALUES "+rowsOf(len(chunk), 11)+part.suffix, args...)
+			_, err := db.batchExec(ctx, tx, writeBilledSQL(len(chunk), part.suffix), args...)
 			if part.suffix == "" && db.d.isDuplicate(err) {
 				return fmt.Errorf("store: bill: %w: %w", errConflict, err)
 			}

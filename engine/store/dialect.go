@@ -32,7 +32,9 @@ type dialect struct {
 	// forUpdate and forShare end a SELECT that locks the rows it reads
 	// until the transaction ends; SQLite has one writer and needs none.
 	forUpdate, forShare string
-	// txOptions start read-write transactions.
+	// txOptions start read-write transactions. MySQL's are nil: its
+	// connections are READ COMMITTED for their whole session (see
+	// readCommitted), which spares a statement per transaction.
 	txOptions *sql.TxOptions
 	// upsertTx ends the transactions upsert: update a row only when the
 	// incoming updated_at is newer, keeping billed_at and
@@ -56,7 +58,6 @@ var mysqlDialect = dialect{
 	name:       MySQL,
 	forUpdate:  " FOR UPDATE",
 	forShare:   " LOCK IN SHARE MODE",
-	txOptions:  &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	insertKeep: "INSERT IGNORE",
 	markSent: ` ON DUPLICATE KEY UPDATE
   recipient = IF(state = 'SENDING', VALUES(recipient), recipient),

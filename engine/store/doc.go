@@ -58,5 +58,17 @@
 //
 // A DB is safe for concurrent use. SQLite runs in WAL mode with a busy
 // timeout, so several processes may open the same file; within a process,
-// writes go through one connection and reads through a pool.
+// writes go through one connection and reads through a pool. MySQL
+// connections run READ COMMITTED for their whole session, and write
+// transactions lock the rows they change in id order, so that batches of
+// several partitions and billing cycles never deadlock each other.
+//
+// # Batches
+//
+// The batch calls (Bill, Credit, UpsertTransactions, ClaimEmails,
+// MarkEmailsSent, ReleaseEmails) take one statement per 500 rows, so a
+// batch of the engine's takes one of each, and on MySQL the statements of
+// the first sizes used stay prepared on each connection. A call that is a
+// single statement (a MarkEmailsSent of up to 500 entries) runs without a
+// transaction around it: it is atomic and commits on its own.
 package store

@@ -17,8 +17,9 @@ const (
 )
 
 // emailChunk bounds the ids of one SELECT and the rows of one INSERT of
-// the emails-sent log.
-const emailChunk = 200
+// the emails-sent log: a batch of the engine's (500 records by default)
+// takes one statement.
+const emailChunk = 500
 
 // EmailSent is one entry of the log of emails sent: at most one email of
 // each kind is ever sent for a transaction or an invoice.
@@ -115,20 +116,50 @@ func (db *DB) MarkEmailsSent(ctx context.Context, sent []EmailSent) error {
 		}
 		rows[i] = e
 	}
+	if len(rows) <= emailChunk {
+		// One statement: atomic on its own, no transaction around it.
+		q, args := db.markSentSQL(rows)
+		if err := db.writeStmt(ctx, q, args...); err != nil {
+			return fmt.Errorf("store: mark emails sent: %w", err)
+		}
+		return nil
+	}
+	for start := 0; start < len(rows); start += emailChunk {
+		db.warmBatch(ctx, db.markSentQuery(min(emailChunk, len(rows)-start)))
+	}
 	return db.write(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(rows); start += emailChunk {
-			chunk := rows[start:min(start+emailChunk, len(rows))]
-			args := make([]any, 0, len(chunk)*5)
-			for _, e := range chunk {
-				args = append(args, e.RefID, e.Kind, e.Recipient, e.MessageID, db.d.t(e.SentAt))
-			}
-			q := "INSERT INTO emails_sent (ref_id, kind, recipient, message_id, sent_at) VALUES " + rowsOf(len(chunk), 5) + db.d.markSent
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			q, args := db.markSentSQL(rows[start:min(start+emailChunk, len(rows))])
+			if _, err := db.batchExec(ctx, tx, q, args...); err != nil {
 				return fmt.Errorf("store: mark emails sent: %w", err)
 			}
 		}
 		return nil
 	})
+}
+
+// markSentSQL returns the statement that records rows in the log, and its
+// arguments.
+func (db *DB) markSentSQL(rows []EmailSent) (string, []any) {
+	args := make([]any, 0, len(rows)*5)
+	for _, e := range rows {
+		args = append(args, e.RefID, e.Kind, e.Recipient, e.MessageID, db.d.t(e.SentAt))
+	}
+	return db.markSentQuery(len(rows)), args
+}
+
+// markSentQuery records n emails in the log.
+func (db *DB) markSentQuery(n int) string {
+	return "INSERT INTO emails_sent (ref_id, kind, recipient, message_id, sent_at) VALUES " + rowsOf(n, 5) + db.d.markSent
+}
+
+// claimSQL returns the statements of ClaimEmails for n emails: the
+// claims, and the read of the log that locks them.
+func (db *DB) claimSQL(n int) (claim, read string) {
+	return db.d.insertKeep + " INTO emails_sent (ref_id, kind, recipient, message_id, sent_at, state, owner, claimed_at) VALUES " +
+			rowsOf(n, 8) + db.d.keepSuffix,
+		"SELECT ref_id, state, owner, claimed_at FROM emails_sent WHERE kind = ? AND ref_id IN " +
+			placeholders(n) + " ORDER BY ref_id" + db.d.forUpdate
 }
 
 // GetEmailSent returns the log entry of the email of kind about refID, or
@@ -182,6 +213,10 @@ type EmailClaims struct {
 // ReleaseEmails gives up the claims of emails not sent.
 func (db *DB) ClaimEmails(ctx context.Context, kind string, refIDs []string, owner string, lease time.Duration) (EmailClaims, error) {
 	var c EmailClaims
+	for start := 0; start < len(refIDs); start += emailChunk {
+		claim, read := db.claimSQL(min(emailChunk, len(refIDs)-start))
+		db.warmBatch(ctx, claim, read)
+	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		c = EmailClaims{Sent: map[string]bool{}, Claimed: map[string]bool{}, Busy: map[string]bool{}, TakenOver: map[string]bool{}}
 		now := db.clock()
@@ -191,13 +226,11 @@ func (db *DB) ClaimEmails(ctx context.Context, kind string, refIDs []string, own
 			for _, id := range chunk {
 				args = append(args, id, kind, "", "", db.d.t(now), "SENDING", owner, db.d.t(now))
 			}
-			q := db.d.insertKeep + " INTO emails_sent (ref_id, kind, recipient, message_id, sent_at, state, owner, claimed_at) VALUES " +
-				rowsOf(len(chunk), 8) + db.d.keepSuffix
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			claim, read := db.claimSQL(len(chunk))
+			if _, err := db.batchExec(ctx, tx, claim, args...); err != nil {
 				return fmt.Errorf("store: claim emails: %w", err)
 			}
-			rows, err := tx.QueryContext(ctx, "SELECT ref_id, state, owner, claimed_at FROM emails_sent WHERE kind = ? AND ref_id IN "+
-				placeholders(len(chunk))+" ORDER BY ref_id"+db.d.forUpdate, idArgs(chunk, kind)...)
+			rows, err := db.batchQuery(ctx, tx, read, idArgs(chunk, kind)...)
 			if err != nil {
 				return fmt.Errorf("store: claim emails: %w", err)
 			}
@@ -227,9 +260,9 @@ func (db *DB) ClaimEmails(ctx context.Context, kind string, refIDs []string, own
 			if err != nil {
 				return fmt.Errorf("store: claim emails: %w", err)
 			}
-			for _, id := range take {
-				if _, err := tx.ExecContext(ctx, "UPDATE emails_sent SET owner = ?, claimed_at = ? WHERE ref_id = ? AND kind = ? AND state = 'SENDING'",
-					owner, db.d.t(now), id, kind); err != nil {
+			if len(take) > 0 { // the rows are locked: one statement takes them all
+				if _, err := tx.ExecContext(ctx, "UPDATE emails_sent SET owner = ?, claimed_at = ? WHERE kind = ? AND state = 'SENDING' AND ref_id IN "+
+					placeholders(len(take)), idArgs(take, owner, db.d.t(now), kind)...); err != nil {
 					return fmt.Errorf("store: claim emails: %w", err)
 				}
 			}
@@ -242,11 +275,22 @@ func (db *DB) ClaimEmails(ctx context.Context, kind string, refIDs []string, own
 // ReleaseEmails gives up owner's claims on the emails of kind for refIDs
 // that were not sent, so that another sender may take them at once.
 func (db *DB) ReleaseEmails(ctx context.Context, kind string, refIDs []string, owner string) error {
+	if len(refIDs) == 0 {
+		return nil
+	}
+	q := func(n int) string {
+		return "DELETE FROM emails_sent WHERE kind = ? AND owner = ? AND state = 'SENDING' AND ref_id IN " + placeholders(n)
+	}
+	if len(refIDs) <= emailChunk {
+		if err := db.writeStmt(ctx, q(len(refIDs)), idArgs(refIDs, kind, owner)...); err != nil {
+			return fmt.Errorf("store: release emails: %w", err)
+		}
+		return nil
+	}
 	return db.write(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(refIDs); start += emailChunk {
 			chunk := refIDs[start:min(start+emailChunk, len(refIDs))]
-			if _, err := tx.ExecContext(ctx, "DELETE FROM emails_sent WHERE kind = ? AND owner = ? AND state = 'SENDING' AND ref_id IN "+
-				placeholders(len(chunk)), idArgs(chunk, kind, owner)...); err != nil {
+			if _, err := db.batchExec(ctx, tx, q(len(chunk)), idArgs(chunk, kind, owner)...); err != nil {
 				return fmt.Errorf("store: release emails: %w", err)
 			}
 		}

@@ -93,7 +93,7 @@ func TestMarkEmailsSentKeepsTheFirst(t *testing.T) {
 func TestMarkEmailsSentChunks(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
-		const n = 450 // more than two chunks
+		const n = 1_100 // more than two chunks
 		var sent []store.EmailSent
 		var ids []string
 		for i := range n {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +25,7 @@ type DB struct {
 	w, r  *sql.DB
 	d     dialect
 	stmts stmts
+	batch batchStmts
 	desc  string
 	now   func() time.Time
 	// outboxWritten is signalled (without blocking) after every commit
@@ -141,12 +143,40 @@ func (db *DB) openMySQL(cfg *mysql.Config, maxConn int) error {
 	if err != nil {
 		return fmt.Errorf("%w: mysql: %w", ErrBadDSN, err)
 	}
-	p := sql.OpenDB(conn)
+	p := sql.OpenDB(readCommitted{conn})
 	p.SetMaxOpenConns(maxConn)
 	p.SetMaxIdleConns(maxConn)
 	p.SetConnMaxLifetime(5 * time.Minute)
 	db.w, db.r, db.d = p, p, mysqlDialect
 	return nil
+}
+
+// readCommitted opens MySQL connections whose transactions run at READ
+// COMMITTED, the level every write transaction of the store is written
+// for (see db.write): set once per connection, with the standard
+// statement that MySQL and MariaDB both accept, rather than before every
+// transaction, which would cost a round trip each.
+type readCommitted struct{ driver.Connector }
+
+// readCommittedSQL sets the isolation level of a connection's session.
+const readCommittedSQL = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+// Connect implements driver.Connector.
+func (c readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		_ = conn.Close()
+		return nil, errors.New("store: mysql: the driver's connection cannot execute statements")
+	}
+	if _, err := ex.ExecContext(ctx, readCommittedSQL, nil); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("store: mysql: set isolation level: %w", err)
+	}
+	return conn, nil
 }
 
 // Ping checks that the database answers.
@@ -161,7 +191,7 @@ func (db *DB) ping(ctx context.Context) error {
 
 // Close closes the connections. Calls in flight fail.
 func (db *DB) Close() error {
-	errs := []error{db.stmts.close(), db.w.Close()}
+	errs := []error{db.stmts.close(), db.batch.close(), db.w.Close()}
 	if db.r != db.w {
 		errs = append(errs, db.r.Close())
 	}
@@ -186,9 +216,27 @@ var errConflict = errors.New("store: conflicting concurrent write")
 // again (up to 5 times) after a deadlock, a busy database or errConflict. fn must not
 // keep tx or have effects outside it.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.retry(ctx, func() error { return db.writeOnce(ctx, fn) })
+}
+
+// writeStmt runs one write statement (a batch statement: see batchExec)
+// on its own, outside an explicit transaction: the statement is atomic and
+// commits by itself, which spares the round trips of a begin and a
+// commit. Like write, it runs it again after a deadlock or a busy
+// database.
+func (db *DB) writeStmt(ctx context.Context, query string, args ...any) error {
+	return db.retry(ctx, func() error {
+		_, err := db.batchExec(ctx, nil, query, args...)
+		return err
+	})
+}
+
+// retry runs once until it succeeds, fails for good or has run 5 times;
+// it runs it again after a deadlock, a busy database or errConflict.
+func (db *DB) retry(ctx context.Context, once func() error) error {
 	backoff := 5 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := db.writeOnce(ctx, fn)
+		err := once()
 		if err == nil || attempt == 5 || !(db.d.isRetryable(err) || errors.Is(err, errConflict)) {
 			return err
 		}
