@@ -68,6 +68,7 @@ soak: build
 FUZZTIME ?= 10s
 FUZZ_TARGETS := \
 	FuzzDecode:./engine/avro \
+	FuzzReader:./engine/sdk/pluginpb \
 	FuzzCompile:./engine/expr \
 	FuzzLoad:./engine/internal/pipeline \
 	FuzzParseInterval:./engine/internal/billing \

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/billing-engine/billing/engine/sdk/pluginpb"
@@ -61,26 +62,28 @@ func normalizeNumbers(v any) any {
 	return v
 }
 
-// minDecodeChunk is the fewest records a decoding goroutine takes: a
-// large batch is decoded on every core, since the engine waits for the
-// answer meanwhile.
-const minDecodeChunk = 128
+// decodeChunk is how many records a decoding goroutine takes at a time: a
+// batch of two chunks or more is decoded on every core, since the engine
+// waits for the answer meanwhile.
+const decodeChunk = 32
 
-// decode turns the request's records into Records with Data decoded by the
-// stage's schema. It returns the records the Processor gets and, only
-// when some did not decode, their DLQ reasons by request index.
-func (st *stage) decode(in []*pluginpb.Record) ([]Record, map[int]string) {
-	recs := make([]Record, len(in))
-	var errs []error
-	if st.schema != nil {
-		errs = make([]error, len(in))
+// decode reads the request's packed batch into Records and, when the
+// stage decodes values, sets their Data with the stage's schema. It
+// returns the records the Processor gets and, only when some did not
+// decode, their DLQ reasons by request index, and the number of records
+// the request held. Keys, values and header values alias msg.
+func (st *stage) decode(msg []byte) ([]Record, map[int]string, int, error) {
+	recs, err := recordsFromWire(msg)
+	if err != nil {
+		return nil, nil, 0, err
 	}
-	inParallel(len(in), minDecodeChunk, func(lo, hi int) {
+	if !st.decodeData {
+		return recs, nil, len(recs), nil
+	}
+	errs := make([]error, len(recs))
+	inParallel(len(recs), decodeChunk, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			recs[i] = fromWire(in[i])
-			if errs != nil {
-				recs[i].Data, errs[i] = st.decodeValue(recs[i].Value)
-			}
+			recs[i].Data, errs[i] = st.decodeValue(recs[i].Value)
 		}
 	})
 	var failed map[int]string
@@ -99,24 +102,81 @@ func (st *stage) decode(in []*pluginpb.Record) ([]Record, map[int]string) {
 		}
 	}
 	if failed == nil {
-		return recs, nil
+		return recs, nil, len(recs), nil
 	}
-	return batch, failed
+	return batch, failed, len(recs), nil
 }
 
-// inParallel calls fn on consecutive ranges of [0, n), each of at least
-// chunk items, on up to GOMAXPROCS goroutines, and waits for them.
+// headerSlab is how many headers recordsFromWire allocates at once, at
+// most, for the records of a batch.
+const headerSlab = 1024
+
+// recordsFromWire reads a packed batch. Keys, values and header values
+// alias msg; the headers of a batch share a few allocations.
+func recordsFromWire(msg []byte) ([]Record, error) {
+	var rd pluginpb.Reader
+	rd.Reset(msg)
+	recs := make([]Record, rd.RecordCount())
+	var slab []Header
+	for i := range recs {
+		var p pluginpb.PackedRecord
+		if !rd.Record(&p) {
+			break
+		}
+		r := &recs[i]
+		r.Key, r.Value = p.Key, p.Value
+		r.Topic, r.Partition, r.Offset = p.Topic, p.Partition, p.Offset
+		if p.TimestampUnixNano != 0 {
+			r.Timestamp = time.Unix(0, p.TimestampUnixNano)
+		}
+		switch {
+		case p.Headers < 0:
+			continue
+		case p.Headers == 0:
+			r.Headers = []Header{} // empty, not nil
+			continue
+		}
+		if len(slab) < p.Headers {
+			slab = make([]Header, max(p.Headers, min(p.Headers*(len(recs)-i), headerSlab)))
+		}
+		r.Headers = slab[:p.Headers:p.Headers]
+		slab = slab[p.Headers:]
+		for k := range r.Headers {
+			r.Headers[k].Key, r.Headers[k].Value = rd.Header()
+		}
+	}
+	if err := rd.Finish(); err != nil {
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	return recs, nil
+}
+
+// inParallel calls fn on consecutive ranges of [0, n) of chunk items (the
+// last may be shorter), on up to GOMAXPROCS goroutines, the caller's among
+// them, and waits for them. The goroutines take the next range as they
+// finish one, so a core that is busy elsewhere does not hold the others
+// up.
 func inParallel(n, chunk int, fn func(lo, hi int)) {
 	workers := min(runtime.GOMAXPROCS(0), n/chunk)
 	if workers <= 1 {
 		fn(0, n)
 		return
 	}
-	size := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += size {
-		wg.Go(func() { fn(lo, min(lo+size, n)) })
+	var next atomic.Int64
+	work := func() {
+		for {
+			lo := int(next.Add(int64(chunk))) - chunk
+			if lo >= n {
+				return
+			}
+			fn(lo, min(lo+chunk, n))
+		}
 	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
 	wg.Wait()
 }
 
@@ -127,80 +187,73 @@ func (st *stage) decodeValue(v []byte) (map[string]any, error) {
 	return st.reg.Decode(st.schema, v)
 }
 
-func fromWire(r *pluginpb.Record) Record {
-	rec := Record{
-		Key: r.Key, Value: r.Value, Headers: headersFromWire(r.Headers),
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
-	}
-	if r.TimestampUnixNano != 0 {
-		rec.Timestamp = time.Unix(0, r.TimestampUnixNano)
-	}
-	return rec
-}
-
-func headersFromWire(hs []*pluginpb.Header) []Header {
-	if len(hs) == 0 {
-		return nil
-	}
-	out := make([]Header, len(hs))
-	for i, h := range hs {
-		out[i] = Header{Key: h.Key, Value: h.Value}
-	}
-	return out
-}
-
-// encodeResults encodes the Processor's results for the n-record request,
+// encodeResults packs the Processor's results for the n-record request,
 // with a DLQ result for each record that failed to decode. batch is what
 // the Processor got: an emit that hands back an input record's own key,
 // value or headers sends a reference to them instead of the bytes.
-func encodeResults(batch []Record, results []Result, n int, failed map[int]string) []*pluginpb.Result {
-	emits := 0
-	for _, r := range results {
-		emits += len(r.Emits)
-	}
-	out := make([]*pluginpb.Result, n)
-	rs := make([]pluginpb.Result, n)
-	es := make([]pluginpb.Emit, emits)
-	ptrs := make([]*pluginpb.Emit, emits)
+func encodeResults(batch []Record, results []Result, n int, failed map[int]string) []byte {
+	var w pluginpb.Writer
+	w.Reset(make([]byte, 0, resultsSize(batch, results, n)))
+	w.Count(n)
 	j := 0
-	for i := range out {
-		out[i] = &rs[i]
+	for i := range n {
 		if reason, ok := failed[i]; ok {
-			rs[i].Dlq = reason
+			w.Result(pluginpb.PackedResult{DLQ: reason})
 			continue
 		}
-		res, in := results[j], batch[j]
+		res, in := &results[j], &batch[j]
 		j++
-		rs[i].Dlq = res.DLQ
-		if len(res.Emits) == 0 {
-			continue
+		w.Result(pluginpb.PackedResult{DLQ: res.DLQ, Emits: len(res.Emits)})
+		for k := range res.Emits {
+			encodeEmit(&w, &res.Emits[k], in)
 		}
-		mine := ptrs[:len(res.Emits):len(res.Emits)]
-		ptrs = ptrs[len(res.Emits):]
-		for k, e := range res.Emits {
-			w := &es[0]
-			es = es[1:]
-			encodeEmit(w, e, in)
-			mine[k] = w
-		}
-		rs[i].Emits = mine
 	}
-	return out
+	return w.Bytes()
 }
 
-func encodeEmit(w *pluginpb.Emit, e Emit, in Record) {
-	w.Output = e.Output
+// resultsSize estimates the packed size of results, so that the buffer
+// is allocated once in the common case. Values and keys handed back from
+// the input records are not sent, and not counted.
+func resultsSize(batch []Record, results []Result, n int) int {
+	size := 8 + 2*n
+	for i := range results {
+		size += len(results[i].DLQ)
+		for k := range results[i].Emits {
+			e := &results[i].Emits[k]
+			size += 4 + len(e.Output)/4
+			if !sameBytes(e.Key, batch[i].Key) {
+				size += len(e.Key)
+			}
+			if !sameBytes(e.Value, batch[i].Value) {
+				size += len(e.Value)
+			}
+			for _, h := range e.Headers {
+				size += 2 + len(h.Value)
+			}
+		}
+	}
+	return size
+}
+
+func encodeEmit(w *pluginpb.Writer, e *Emit, in *Record) {
+	p := pluginpb.PackedEmit{Output: e.Output, Headers: -1}
 	if !sameBytes(e.Key, in.Key) {
-		w.Key = e.Key // nil keeps the input's key, and so does the same key
+		p.Key = e.Key // nil keeps the input's key, and so does the same key
 	}
 	if e.Value != nil && sameBytes(e.Value, in.Value) {
-		w.ValueIsInput = true
+		p.ValueIsInput = true
 	} else {
-		w.Value = e.Value
+		p.Value = e.Value
 	}
-	if e.Headers != nil && !sameHeaders(e.Headers, in.Headers) {
-		w.HeadersSet = true
-		w.Headers = headersToWire(e.Headers)
+	setHeaders := e.Headers != nil && !sameHeaders(e.Headers, in.Headers)
+	if setHeaders {
+		p.Headers = len(e.Headers)
+	}
+	w.Emit(&p)
+	if setHeaders {
+		for _, h := range e.Headers {
+			w.Header(h.Key, h.Value)
+		}
 	}
 }
 
@@ -214,14 +267,4 @@ func sameBytes(a, b []byte) bool {
 
 func sameHeaders(a, b []Header) bool {
 	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
-}
-
-func headersToWire(hs []Header) []*pluginpb.Header {
-	out := make([]*pluginpb.Header, len(hs))
-	ws := make([]pluginpb.Header, len(hs))
-	for i, h := range hs {
-		ws[i].Key, ws[i].Value = h.Key, h.Value
-		out[i] = &ws[i]
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 package sdk_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -68,4 +69,42 @@ func Example() {
 	// t2: to next
 	// t3: dead letter: no amount_minor
 	// bad config: threshold: want a positive integer (minor units)
+}
+
+// byKeyPrefix routes records by the prefix of their key: it never reads
+// Record.Data, and says so.
+type byKeyPrefix struct{}
+
+func (byKeyPrefix) Process(_ context.Context, batch []sdk.Record) ([]sdk.Result, error) {
+	out := make([]sdk.Result, len(batch))
+	for i, r := range batch {
+		output := "next"
+		if bytes.HasPrefix(r.Key, []byte("vip-")) {
+			output = "vip"
+		}
+		out[i] = sdk.Pass(r, output)
+	}
+	return out, nil
+}
+
+// UsesData makes byKeyPrefix an sdk.DataUser: served from a plugin binary,
+// it gets records whose values the plugin did not decode (Data nil),
+// which saves the plugin about as much CPU as the engine spends decoding.
+func (byKeyPrefix) UsesData() bool { return false }
+
+// A Processor that routes on keys or headers alone implements
+// sdk.DataUser and answers false.
+func ExampleDataUser() {
+	var proc sdk.Processor = byKeyPrefix{}
+	if u, ok := proc.(sdk.DataUser); ok {
+		fmt.Println("decode values for it:", u.UsesData())
+	}
+	results, _ := proc.Process(context.Background(), []sdk.Record{{Key: []byte("vip-7")}, {Key: []byte("c-8")}})
+	for _, res := range results {
+		fmt.Println(string(res.Emits[0].Key), "to", res.Emits[0].Output)
+	}
+	// Output:
+	// decode values for it: false
+	// vip-7 to vip
+	// c-8 to next
 }

@@ -27,8 +27,10 @@
 // the handshake in Handshake), calls Configure with the stage's Config, and
 // sends batches. The SDK decodes each record's Value with the shared schemas
 // before calling Process, so an out-of-process Processor sees Record.Data
-// exactly as an in-process one does. A plugin that crashes or hangs is
-// killed, started again and configured again, and the batch is retried.
+// exactly as an in-process one does; a Processor that does not read Data
+// says so as a DataUser, and the plugin then skips decoding. A plugin that
+// crashes or hangs is killed, started again and configured again, and the
+// batch is retried.
 //
 // Package sdktest runs a Processor through the real gRPC path in a test.
 package sdk
@@ -95,6 +97,37 @@ type Processor interface {
 	// non-nil error fails the batch for a retry; ctx carries the per-call
 	// deadline.
 	Process(ctx context.Context, batch []Record) ([]Result, error)
+}
+
+// DataUser is implemented by a Processor that can say whether it reads
+// Record.Data. A Processor that does not implement it uses Data.
+//
+// Out-of-process, the SDK decodes every record's Value before calling
+// Process, in the plugin, which costs about as much as the engine's own
+// decoding of the batch. When UsesData reports false, Serve skips that:
+// Process gets each Record with Data nil, and a record whose Value does
+// not decode with the source schema reaches Process like the others
+// instead of being dead-lettered by the SDK (in a pipeline the engine has
+// already dead-lettered such records before any stage). Everything else
+// about the Record is the same.
+//
+// In-process the engine has decoded the records already, for its filters
+// and branches, and passes Data along whatever UsesData says: a Processor
+// must not rely on Data being nil.
+type DataUser interface {
+	// UsesData reports whether Process reads Record.Data. It is called
+	// once, after the Factory built the Processor, so the answer may
+	// depend on the Processor's configuration.
+	UsesData() bool
+}
+
+// usesData reports whether p reads Record.Data: true unless it says
+// otherwise as a DataUser.
+func usesData(p Processor) bool {
+	if u, ok := p.(DataUser); ok {
+		return u.UsesData()
+	}
+	return true
 }
 
 // Closer is implemented by Processors that hold resources. The engine

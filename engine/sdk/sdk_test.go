@@ -1,6 +1,7 @@
 package sdk_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -273,4 +274,118 @@ func TestReconfigureClosesTheOldProcessor(t *testing.T) {
 func TestConfigLogNeverNil(t *testing.T) {
 	var c sdk.Config
 	c.Log().Info("discarded")
+}
+
+// rawSpy is a spy that says it does not read Record.Data.
+type rawSpy struct{ spy }
+
+func (*rawSpy) UsesData() bool { return false }
+
+func startRawSpy(t *testing.T, s *rawSpy) *sdktest.Harness {
+	t.Helper()
+	factory := func(ctx context.Context, cfg sdk.Config) (sdk.Processor, error) {
+		if _, err := s.factory(ctx, cfg); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return sdktest.Start(t, factory, sdk.Config{Name: "raw", SchemasDir: schemasDir(t), Schema: "Transaction"})
+}
+
+func TestDataUserSkipsDecoding(t *testing.T) {
+	s := &rawSpy{spy{fn: func(r sdk.Record) sdk.Result { return sdk.Pass(r, "out") }}}
+	h := startRawSpy(t, s)
+	recs := sdktest.Records(t, schemasDir(t), "Transaction", tx("a", "APPROVED", 5))
+	recs = append(recs, sdk.Record{Key: []byte("junk"), Value: []byte("not avro")})
+	results, err := h.Process(t.Context(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.batches[0]
+	if len(got) != 2 || got[0].Data != nil || got[1].Data != nil {
+		t.Fatalf("the processor got %d records with Data %v; want both, undecoded", len(got), got)
+	}
+	for i, r := range results {
+		if r.DLQ != "" || len(r.Emits) != 1 || !bytes.Equal(r.Emits[0].Value, recs[i].Value) {
+			t.Errorf("result %d: got %+v, want the record passed", i, r)
+		}
+	}
+}
+
+// TestRecordsCrossTheWireExactly sends records whose keys, values and
+// headers are nil, empty or large, and emits that keep or replace them:
+// each must arrive as sent, nil and empty told apart.
+func TestRecordsCrossTheWireExactly(t *testing.T) {
+	big := bytes.Repeat([]byte("large value "), 100_000) // 1.2 MB (sdktest keeps gRPC's 4 MiB limit)
+	in := []sdk.Record{
+		{Key: nil, Value: nil, Headers: nil, Topic: "t"},
+		{Key: []byte{}, Value: []byte{}, Headers: []sdk.Header{}, Topic: "t", Partition: -1, Offset: -5},
+		{Key: []byte("k"), Value: big, Headers: []sdk.Header{{Key: "a", Value: nil}, {Key: "b", Value: []byte{}}, {Key: "a", Value: big[:10]}}, Topic: "u", Partition: 2, Offset: 1 << 50, Timestamp: time.Unix(0, 1_700_000_000_123_456_789)},
+	}
+	emits := func(r sdk.Record) sdk.Result {
+		return sdk.Result{Emits: []sdk.Emit{
+			{Output: "same", Key: r.Key, Value: r.Value, Headers: r.Headers},
+			{Output: "empty", Key: []byte{}, Value: []byte{}, Headers: []sdk.Header{}},
+			{Output: "null value"},
+			{Output: "new", Key: []byte("nk"), Value: big[:100], Headers: []sdk.Header{{Key: "n", Value: nil}, {Key: "e", Value: []byte{}}}},
+		}}
+	}
+	s := &rawSpy{spy{fn: emits}}
+	h := startRawSpy(t, s)
+	results, err := h.Process(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, got := range s.batches[0] {
+		want := in[i]
+		if !sameBytes(got.Key, want.Key) || !sameBytes(got.Value, want.Value) || !sameHeaders(got.Headers, want.Headers) ||
+			got.Topic != want.Topic || got.Partition != want.Partition || got.Offset != want.Offset || !got.Timestamp.Equal(want.Timestamp) {
+			t.Errorf("record %d: the processor got key %v headers %v at %s/%d@%d %v, want key %v headers %v at %s/%d@%d %v", i,
+				got.Key, got.Headers, got.Topic, got.Partition, got.Offset, got.Timestamp,
+				want.Key, want.Headers, want.Topic, want.Partition, want.Offset, want.Timestamp)
+		}
+	}
+	for i, res := range results {
+		want := emits(in[i]).Emits
+		want[2].Key, want[2].Headers = in[i].Key, in[i].Headers // a nil key and nil headers keep the input's
+		if len(res.Emits) != len(want) {
+			t.Fatalf("result %d: got %d emits, want %d", i, len(res.Emits), len(want))
+		}
+		for k, e := range res.Emits {
+			w := want[k]
+			if e.Output != w.Output || !sameBytes(e.Key, w.Key) || !sameBytes(e.Value, w.Value) || !sameHeaders(e.Headers, w.Headers) {
+				t.Errorf("result %d emit %q: got key %v value %d bytes (nil %v) headers %v, want key %v value %d bytes (nil %v) headers %v", i, w.Output,
+					e.Key, len(e.Value), e.Value == nil, e.Headers, w.Key, len(w.Value), w.Value == nil, w.Headers)
+			}
+		}
+	}
+}
+
+func TestEmptyBatchCrosses(t *testing.T) {
+	s := &spy{fn: func(r sdk.Record) sdk.Result { return sdk.Pass(r, "") }}
+	h := startSpy(t, s, nil)
+	for _, batch := range [][]sdk.Record{nil, {}} {
+		results, err := h.Process(t.Context(), batch)
+		if err != nil || len(results) != 0 {
+			t.Errorf("Process(%#v): got %v, %v; want no results and no error", batch, results, err)
+		}
+	}
+	if len(s.batches) != 0 {
+		t.Errorf("the processor was called with %d empty batches, want none", len(s.batches))
+	}
+}
+
+// sameBytes reports whether a and b are equal and both nil or both not.
+func sameBytes(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equal(a, b) }
+
+func sameHeaders(a, b []sdk.Header) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key != b[i].Key || !sameBytes(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
 }

@@ -17,8 +17,10 @@ import (
 
 // ProtocolVersion is the version of the plugin protocol (pluginpb) this SDK
 // speaks. The engine refuses a plugin built with another version, during
-// the go-plugin handshake, before any call.
-const ProtocolVersion = 1
+// the go-plugin handshake, before any call. Version 2 carries a batch and
+// its results packed in one bytes field each (pluginpb's packed format)
+// instead of one protobuf message per record.
+const ProtocolVersion = 2
 
 // PluginName is the name the processor plugin is dispensed under in the
 // go-plugin plugin set.

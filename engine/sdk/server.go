@@ -84,6 +84,9 @@ type stage struct {
 	reg    *avro.Registry
 	schema *avro.Schema
 	log    *slog.Logger
+	// decodeData says whether records are decoded: there is a schema and
+	// the Processor uses Record.Data (see DataUser).
+	decodeData bool
 }
 
 func newServer(factory Factory, info Info, log *slog.Logger) *server {
@@ -170,6 +173,7 @@ func (b baseServer) configure(ctx context.Context, req *pluginpb.ConfigureReques
 	if st.proc, err = b.build(ctx, cfg); err != nil {
 		return nil, err
 	}
+	st.decodeData = st.schema != nil && usesData(st.proc)
 	return st, nil
 }
 
@@ -195,7 +199,8 @@ type processorServer struct {
 
 // Process decodes the batch, calls the Processor and encodes its results.
 // A record that does not decode gets a DLQ result without reaching the
-// Processor. A Processor error or panic fails the call.
+// Processor. A Processor error or panic fails the call; a batch that is
+// not well-formed fails it with INVALID_ARGUMENT.
 func (p processorServer) Process(ctx context.Context, req *pluginpb.ProcessRequest) (*pluginpb.ProcessResponse, error) {
 	p.inflight.Add(1)
 	defer p.inflight.Add(-1)
@@ -203,10 +208,12 @@ func (p processorServer) Process(ctx context.Context, req *pluginpb.ProcessReque
 	if st == nil {
 		return nil, status.Error(codes.FailedPrecondition, "not configured: Configure must be called first")
 	}
-	batch, failed := st.decode(req.Records)
+	batch, failed, n, err := st.decode(req.Batch)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	var results []Result
 	if len(batch) > 0 {
-		var err error
 		results, err = st.call(ctx, batch)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -221,7 +228,7 @@ func (p processorServer) Process(ctx context.Context, req *pluginpb.ProcessReque
 			return nil, status.Errorf(codes.Internal, "processor returned %d results for %d records", len(results), len(batch))
 		}
 	}
-	return &pluginpb.ProcessResponse{Results: encodeResults(batch, results, len(req.Records), failed)}, nil
+	return &pluginpb.ProcessResponse{Results: encodeResults(batch, results, n, failed)}, nil
 }
 
 // call runs the Processor, turning a panic into an error.

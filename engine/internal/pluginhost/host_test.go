@@ -24,7 +24,11 @@ import (
 	"github.com/billing-engine/billing/engine/sdk/sdktest"
 )
 
-const testPluginPkg = "engine/internal/pluginhost/testdata/testplugin"
+const (
+	testPluginPkg = "engine/internal/pluginhost/testdata/testplugin"
+	// oldPluginPkg speaks the protocol version before sdk.ProtocolVersion.
+	oldPluginPkg = "engine/internal/pluginhost/testdata/oldplugin"
+)
 
 // logBuffer is an slog destination safe for concurrent use.
 type logBuffer struct {
@@ -188,6 +192,20 @@ func TestUndecodableRecordGoesToDLQ(t *testing.T) {
 	}
 }
 
+// TestRawProcessorSkipsDecoding: a Processor that says it does not read
+// Record.Data (sdk.DataUser) gets every record undecoded, even one that
+// would not decode.
+func TestRawProcessorSkipsDecoding(t *testing.T) {
+	p, _ := start(t, pluginhost.Spec{}, map[string]any{"raw": true})
+	batch := records(t, 3)
+	batch[1].Value = []byte("not avro")
+	results, err := p.Process(t.Context(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPassed(t, batch, results, "out")
+}
+
 func TestStartErrors(t *testing.T) {
 	bin := enginetest.BuildPlugin(t, testPluginPkg)
 	dir := t.TempDir()
@@ -214,6 +232,8 @@ func TestStartErrors(t *testing.T) {
 		{"checksum", pluginhost.Spec{Command: bin, SHA256: zeros}, nil, pluginhost.ErrChecksum, []string{"has SHA-256 " + sum, "want " + zeros}},
 		{"exits at once", pluginhost.Spec{Command: "/bin/true"}, nil, pluginhost.ErrHandshake, []string{"/bin/true printed no handshake", "is it a plugin"}},
 		{"not a plugin", pluginhost.Spec{Command: chatty}, nil, pluginhost.ErrHandshake, []string{`printed "hello there" instead of the handshake`, "is it a plugin"}},
+		{"old protocol", pluginhost.Spec{Command: enginetest.BuildPlugin(t, oldPluginPkg)}, nil, pluginhost.ErrHandshake,
+			[]string{fmt.Sprintf("Plugin version: %d, Client versions: [%d]", sdk.ProtocolVersion-1, sdk.ProtocolVersion)}},
 		{"configure", pluginhost.Spec{Command: bin}, map[string]any{"reject": true}, pluginhost.ErrConfigure, []string{"configure: reject: the test asked for a configuration error"}},
 		{"bad setting", pluginhost.Spec{Command: bin}, map[string]any{"delay": "soon"}, pluginhost.ErrConfigure, []string{"configure: delay: time: invalid duration"}},
 	} {

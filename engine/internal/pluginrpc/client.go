@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -82,16 +84,23 @@ func (c *Client) Configure(ctx context.Context, cfg sdk.Config) error {
 // Process sends batch and returns one Result per record. Emit.Data is
 // nil in the results: the engine decodes emitted values itself. An emit
 // that kept the input record's key or headers (nil in the plugin) has the
-// input's in the result, which means the same.
+// input's in the result, which means the same. The keys and values of the
+// results that the plugin sent back share one buffer of the response.
 func (c *Client) Process(ctx context.Context, batch []sdk.Record) ([]sdk.Result, error) {
-	resp, err := c.proc.Process(ctx, &pluginpb.ProcessRequest{Records: recordsToWire(batch)})
+	w := writers.Get().(*pluginpb.Writer)
+	req := &pluginpb.ProcessRequest{Batch: encodeBatch(w, batch)}
+	resp, err := c.proc.Process(ctx, req)
+	// gRPC has marshalled the request into its own buffer by now.
+	req.Batch = nil
+	putWriter(w)
 	if err != nil {
 		return nil, callError("process", err)
 	}
-	if len(resp.Results) != len(batch) {
-		return nil, fmt.Errorf("process: plugin returned %d results for %d records", len(resp.Results), len(batch))
+	results, err := resultsFromWire(resp.Results, batch)
+	if err != nil {
+		return nil, fmt.Errorf("process: %w", err)
 	}
-	return resultsFromWire(resp.Results, batch), nil
+	return results, nil
 }
 
 // Error is a failed call, with the gRPC status code the plugin or the
@@ -133,74 +142,120 @@ func callError(op string, err error) error {
 	return e
 }
 
-func recordsToWire(batch []sdk.Record) []*pluginpb.Record {
-	out := make([]*pluginpb.Record, len(batch))
-	ws := make([]pluginpb.Record, len(batch))
-	nh := 0
-	for _, r := range batch {
-		nh += len(r.Headers)
+// writers holds the Writers, and their buffers, of the requests in
+// flight and recently sent.
+var writers = sync.Pool{New: func() any { return new(pluginpb.Writer) }}
+
+// maxPooledBytes is the largest request buffer kept for reuse: an
+// unusual, huge batch does not stay in memory.
+const maxPooledBytes = 16 << 20
+
+func putWriter(w *pluginpb.Writer) {
+	if cap(w.Bytes()) > maxPooledBytes {
+		return
 	}
-	hs := make([]pluginpb.Header, nh)
-	hp := make([]*pluginpb.Header, nh)
-	for i, r := range batch {
-		w := &ws[i]
-		w.Key, w.Value = r.Key, r.Value
-		w.Topic, w.Partition, w.Offset = r.Topic, r.Partition, r.Offset
-		if !r.Timestamp.IsZero() {
-			w.TimestampUnixNano = r.Timestamp.UnixNano()
-		}
-		if n := len(r.Headers); n > 0 {
-			w.Headers = hp[:n:n]
-			hp = hp[n:]
-			for k, h := range r.Headers {
-				hs[0].Key, hs[0].Value = h.Key, h.Value
-				w.Headers[k] = &hs[0]
-				hs = hs[1:]
-			}
-		}
-		out[i] = w
-	}
-	return out
+	w.Reset(w.Bytes())
+	writers.Put(w)
 }
 
-// resultsFromWire decodes the results for batch. An emit that keeps the
-// input's key, value or headers gets the input record's: the same record
-// the engine would produce from a nil Key or Headers.
-func resultsFromWire(rs []*pluginpb.Result, batch []sdk.Record) []sdk.Result {
-	out := make([]sdk.Result, len(rs))
-	n := 0
-	for _, r := range rs {
-		n += len(r.Emits)
+// encodeBatch packs batch into w's buffer and returns it. Data is not
+// sent: the plugin decodes Value itself.
+func encodeBatch(w *pluginpb.Writer, batch []sdk.Record) []byte {
+	size := 4
+	for i := range batch {
+		r := &batch[i]
+		size += 24 + len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			size += 4 + len(h.Value)
+		}
 	}
-	emits := make([]sdk.Emit, n)
-	for i, r := range rs {
-		out[i].DLQ = r.Dlq
-		if len(r.Emits) == 0 {
+	w.Reset(slices.Grow(w.Bytes()[:0], size))
+	w.Count(len(batch))
+	for i := range batch {
+		r := &batch[i]
+		p := pluginpb.PackedRecord{
+			Key: r.Key, Value: r.Value,
+			Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+			Headers: -1,
+		}
+		if !r.Timestamp.IsZero() {
+			p.TimestampUnixNano = r.Timestamp.UnixNano()
+		}
+		if r.Headers != nil {
+			p.Headers = len(r.Headers)
+		}
+		w.Record(&p)
+		for _, h := range r.Headers {
+			w.Header(h.Key, h.Value)
+		}
+	}
+	return w.Bytes()
+}
+
+// resultsFromWire reads the packed results for batch. An emit that keeps
+// the input's key, value or headers gets the input record's: the same
+// record the engine would produce from a nil Key or Headers.
+func resultsFromWire(msg []byte, batch []sdk.Record) ([]sdk.Result, error) {
+	var rd pluginpb.Reader
+	rd.Reset(msg)
+	n := rd.ResultCount()
+	if err := rd.Err(); err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	if n != len(batch) {
+		return nil, fmt.Errorf("plugin returned %d results for %d records", n, len(batch))
+	}
+	out := make([]sdk.Result, n)
+	var slab []sdk.Emit
+	for i := range out {
+		var p pluginpb.PackedResult
+		if !rd.Result(&p) {
+			break
+		}
+		out[i].DLQ = p.DLQ
+		if p.Emits == 0 {
 			continue
 		}
-		mine := emits[:len(r.Emits):len(r.Emits)]
-		emits = emits[len(r.Emits):]
-		for k, e := range r.Emits {
-			mine[k] = sdk.Emit{Output: e.Output, Key: e.Key, Value: e.Value, Headers: batch[i].Headers}
-			if e.Key == nil {
-				mine[k].Key = batch[i].Key
-			}
-			if e.ValueIsInput {
-				mine[k].Value = batch[i].Value
-			}
-			if e.HeadersSet {
-				mine[k].Headers = headersFromWire(e.Headers)
+		if len(slab) < p.Emits {
+			// Most stages emit alike for every record: size the slab
+			// for the rest of the batch.
+			slab = make([]sdk.Emit, max(p.Emits, min(p.Emits*(n-i), emitSlab)))
+		}
+		mine := slab[:p.Emits:p.Emits]
+		slab = slab[p.Emits:]
+		for k := range mine {
+			if !emitFromWire(&rd, &mine[k], &batch[i]) {
+				break
 			}
 		}
 		out[i].Emits = mine
 	}
-	return out
+	if err := rd.Finish(); err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	return out, nil
 }
 
-func headersFromWire(hs []*pluginpb.Header) []sdk.Header {
-	out := make([]sdk.Header, len(hs))
-	for i, h := range hs {
-		out[i] = sdk.Header{Key: h.Key, Value: h.Value}
+// emitSlab is how many emits resultsFromWire allocates at once, at most.
+const emitSlab = 4096
+
+func emitFromWire(rd *pluginpb.Reader, e *sdk.Emit, in *sdk.Record) bool {
+	var p pluginpb.PackedEmit
+	if !rd.Emit(&p) {
+		return false
 	}
-	return out
+	*e = sdk.Emit{Output: p.Output, Key: p.Key, Value: p.Value, Headers: in.Headers}
+	if p.Key == nil {
+		e.Key = in.Key
+	}
+	if p.ValueIsInput {
+		e.Value = in.Value
+	}
+	if p.Headers >= 0 {
+		e.Headers = make([]sdk.Header, p.Headers)
+		for j := range e.Headers {
+			e.Headers[j].Key, e.Headers[j].Value = rd.Header()
+		}
+	}
+	return rd.Err() == nil
 }

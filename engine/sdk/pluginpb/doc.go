@@ -1,7 +1,8 @@
 // Package pluginpb is the gRPC protocol between the engine and its
 // out-of-process stage plugins: plugin.proto and the Go code generated from
-// it, committed so that building needs no protoc. Plugin authors do not use
-// it directly; engine/sdk.Serve speaks it.
+// it, committed so that building needs no protoc, and the packed format of
+// a batch and its results (Writer, Reader), which the messages carry as
+// bytes. Plugin authors do not use it directly; engine/sdk.Serve speaks it.
 //
 // After editing plugin.proto, regenerate with `go generate` in this
 // directory (it needs protoc, protoc-gen-go and protoc-gen-go-grpc on PATH).

@@ -93,7 +93,8 @@ func (h *Harness) Configure(ctx context.Context, cfg sdk.Config) error {
 }
 
 // Process sends batch through gRPC. The plugin decodes each Value with the
-// configured schema, as in the engine; Emit.Data is nil in the results.
+// configured schema, as in the engine (unless the Processor is an
+// sdk.DataUser that does not use Data); Emit.Data is nil in the results.
 func (h *Harness) Process(ctx context.Context, batch []sdk.Record) ([]sdk.Result, error) {
 	return h.rpc.Process(ctx, batch)
 }

@@ -13,6 +13,8 @@
 //	marker_dir: where "the first" is remembered across restarts (required
 //	            with hang_key and crash_key)
 //	tag_field:  adds a header "tag" with this field of the decoded record
+//	raw:        true says the Processor does not read Record.Data (it is
+//	            an sdk.DataUser), so the plugin does not decode values
 //	unavailable_for: a duration from Configure during which every Process
 //	            call fails with an error wrapping sdk.ErrUnavailable
 //
@@ -41,6 +43,7 @@ type Proc struct {
 	delay                      time.Duration
 	hangKey, crashKey, failKey string
 	markerDir, tagField        string
+	raw                        bool
 	unavailableUntil           time.Time
 }
 
@@ -63,6 +66,10 @@ func New(_ context.Context, cfg sdk.Config) (sdk.Processor, error) {
 	}
 	p.hangKey, p.crashKey, p.failKey, p.markerDir = str("hang_key"), str("crash_key"), str("fail_key"), str("marker_dir")
 	p.tagField = str("tag_field")
+	p.raw, _ = s["raw"].(bool)
+	if p.raw && p.tagField != "" {
+		return nil, errors.New("tag_field: needs Record.Data, which raw turns off")
+	}
 	if d := str("unavailable_for"); d != "" {
 		dur, err := time.ParseDuration(d)
 		if err != nil {
@@ -113,6 +120,10 @@ func (p *Proc) Process(ctx context.Context, batch []sdk.Record) ([]sdk.Result, e
 	}
 	return out, nil
 }
+
+// UsesData reports whether Process reads Record.Data: unless the
+// settings say raw (and then tag_field is refused).
+func (p *Proc) UsesData() bool { return !p.raw }
 
 // first reports whether this is the first time the fault fires, across
 // processes, remembered by a file in the marker directory.
