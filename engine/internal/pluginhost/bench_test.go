@@ -17,7 +17,8 @@ import (
 
 // BenchmarkPluginBatch compares the no-op test processor run in-process
 // with the same processor served by the test plugin binary, at several
-// batch sizes, in records/s:
+// batch sizes, in records/s; out-of-process-nodata is the plugin set to
+// say it reads no Data (sdk.DataUser), so the SDK does not decode:
 //
 //   - stage: one Process call, as the chain makes it. In-process the
 //     records arrive decoded (the chain decoded them); out-of-process they
@@ -46,10 +47,20 @@ func BenchmarkPluginBatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { outproc.Close() })
+	// The same no-op declaring that it reads no Data (sdk.DataUser): the
+	// plugin then skips its decode, as a plugin that routes or forwards
+	// bytes would.
+	rawCfg := config(b, map[string]any{"raw": true})
+	rawproc, err := pluginhost.Start(context.Background(), pluginhost.Spec{Name: "bench-raw", Command: bin}, rawCfg,
+		pluginhost.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rawproc.Close() })
 	procs := []struct {
 		name string
 		proc sdk.Processor
-	}{{"in-process", inproc}, {"out-of-process", outproc}}
+	}{{"in-process", inproc}, {"out-of-process", outproc}, {"out-of-process-nodata", rawproc}}
 	for _, size := range []int{1, 100, 1000} {
 		recs := decoded(b, reg, schema, records(b, size))
 		for _, p := range procs {
