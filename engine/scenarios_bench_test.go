@@ -182,9 +182,14 @@ type scnScenario struct {
 	app       string // application id (consumer group)
 	first     string // the counter whose first record starts the clock
 	done      []string
-	sinks     []string // the topics the latency phase reads
-	plugin    string   // a plugin's main package, served from BILLING_PLUGIN_DIR under its base name
-	run       func(*testing.B, scnSettings, scnScenario) bench.Row
+	// follow are the counters of consumers of internal topics (an
+	// aggregate's repartition records, combined per group and batch) and
+	// the counter of what was produced to them: once done reached the
+	// record count, each consumer must have caught up with its producer.
+	follow [][2]string
+	sinks  []string // the topics the latency phase reads
+	plugin string   // a plugin's main package, served from BILLING_PLUGIN_DIR under its base name
+	run    func(*testing.B, scnSettings, scnScenario) bench.Row
 }
 
 var scnBranchSinks = []string{"transactions.approved", "transactions.declined", "transactions.refunded", "transactions.billed"}
@@ -200,13 +205,17 @@ func scnAll() []scnScenario {
 	}
 	plugin := stream("plugin", "branch pipeline + out-of-process plugin stage (tagger)", "engine/testdata/bench/plugin.yaml")
 	plugin.plugin = "examples/plugins/tagger"
+	tables := stream(bench.KeyTables, "+ status and both aggregate tables", "engine/testdata/bench/tables.yaml")
+	tables.follow = [][2]string{
+		{"consumed/processor.client_totals", "produced/processor/table:client_totals/"},
+		{"consumed/processor.client_daily", "produced/processor/table:client_daily/"},
+	}
 	return []scnScenario{
 		{key: bench.KeyCeiling, name: "ceiling: plain sarama consume-and-produce", app: "bench-ceiling", first: "consumed/ceiling",
 			done: []string{"produced/ceiling/"}, sinks: []string{"bench.passthrough"}, run: scnRunStream},
 		stream(bench.KeyBranch, "branch pipeline (decode, filter, branch, exactly-once)", "engine/testdata/bench/branch.yaml"),
 		stream("status", "+ status table", "engine/testdata/bench/status.yaml"),
-		stream(bench.KeyTables, "+ status and both aggregate tables", "engine/testdata/bench/tables.yaml",
-			"consumed/processor.client_totals", "consumed/processor.client_daily"),
+		tables,
 		plugin,
 		billing("billing-sqlite", "billing end to end, SQLite (billed and emailed/s)"),
 		billing(bench.KeyBillingMySQL, "billing end to end, MariaDB (billed and emailed/s)"),
@@ -232,7 +241,22 @@ func scnRunStream(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
 		}
 		p = scnStartEngine(b, br.Addr(), sc, vars)
 	}
-	thr := p.Throughput(b, sc.first, sc.done, s.n, nil, nil)
+	var caughtUp func() bool
+	if len(sc.follow) > 0 {
+		caughtUp = func() bool {
+			snap, err := p.Stats()
+			if err != nil {
+				return false
+			}
+			for _, f := range sc.follow {
+				if produced := bench.Sum(snap, f[1]); produced == 0 || bench.Sum(snap, f[0]) < produced {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	thr := p.Throughput(b, sc.first, sc.done, s.n, nil, caughtUp)
 	rate := s.latencyRate(thr.Rate)
 	lat := bench.MeasureLatency(b, br.Addr(), "transactions", sc.sinks, rate, scnTxRecords(b, rate, s.latency))
 	return scnFinish(b, sc, p, thr, lat, s.n)

@@ -60,7 +60,8 @@ type Config struct {
 	CreateTopic       bool
 	ReplicationFactor int16
 	// PollInterval is how often the outbox is read when no commit in this
-	// process signalled it. Default 20ms.
+	// process signalled it and the last read found entries; reads of an
+	// idle outbox back off from it to 500ms. Default 20ms.
 	PollInterval time.Duration
 	// BatchSize bounds the entries of one Kafka transaction. Default 500.
 	BatchSize int
@@ -271,7 +272,12 @@ func (r *Relay) session(ctx context.Context) error {
 // loop publishes batches until ctx ends or the lease is lost.
 func (r *Relay) loop(ctx context.Context, prod sarama.SyncProducer) error {
 	renew := time.Now().Add(r.cfg.LeaseTTL / 3)
-	poll := time.NewTicker(r.cfg.PollInterval)
+	// An idle outbox is read less and less often, down to once every
+	// maxIdlePoll: writes in this process signal the relay at once, so
+	// polling is only for writes by other processes (another instance's
+	// API), and a query every PollInterval would cost an idle engine CPU.
+	wait := r.cfg.PollInterval
+	poll := time.NewTimer(wait)
 	defer poll.Stop()
 	for ctx.Err() == nil {
 		if time.Now().After(renew) {
@@ -292,14 +298,24 @@ func (r *Relay) loop(ctx context.Context, prod sarama.SyncProducer) error {
 		if n == r.cfg.BatchSize {
 			continue // more are waiting
 		}
+		if n > 0 {
+			wait = r.cfg.PollInterval
+		} else {
+			wait = min(2*wait, max(r.cfg.PollInterval, maxIdlePoll))
+		}
+		poll.Reset(wait)
 		select {
 		case <-ctx.Done():
 		case <-r.cfg.Store.OutboxWritten():
+			wait = r.cfg.PollInterval
 		case <-poll.C:
 		}
 	}
 	return nil
 }
+
+// maxIdlePoll bounds the interval between reads of an idle outbox.
+const maxIdlePoll = 500 * time.Millisecond
 
 // publishBatch publishes the next pending entries in one Kafka transaction
 // with their progress record, then marks them sent. It returns how many it

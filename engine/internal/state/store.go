@@ -44,7 +44,7 @@ func Open(dir string, options ...Option) (*Store, error) {
 	for _, o := range options {
 		o(s)
 	}
-	cache := pebble.NewCache(64 << 20)
+	cache := pebble.NewCache(256 << 20)
 	defer cache.Unref()
 	opts := &pebble.Options{Logger: quietLogger{s}, EventListener: s.events(), Cache: cache, MemTableSize: 32 << 20}
 	// Bloom filters make a miss (a new key, the common case for a status

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -114,6 +115,20 @@ type batchState struct {
 	dirty     map[tableKey]bool
 	lastTS    time.Time
 	cache     *partCache
+	// parts are the batch's repartition records, one per aggregate and
+	// group: the records of a batch that touch one group are combined
+	// into one change, since applying their deltas one by one or summed
+	// gives the same value.
+	parts     map[tableKey]*repartPart
+	partOrder []tableKey
+}
+
+// repartPart is the combined change of a batch to one group of a
+// repartitioned aggregate.
+type repartPart struct {
+	def    state.Def
+	change state.Change
+	ts     time.Time // of the last record combined
 }
 
 type tableKey struct{ table, key string }
@@ -225,14 +240,15 @@ func (b *batchState) update(rec map[string]any, key []byte, ts time.Time) ([]Out
 	for _, c := range changes {
 		switch {
 		case c.def.Kind == state.Latest:
-			b.latest[c.def.Name][string(key)] = c.row
+			m := b.latest[c.def.Name]
+			if m == nil {
+				m = map[string]map[string]any{}
+				b.latest[c.def.Name] = m
+			}
+			m[string(key)] = c.row
 			b.touch(c.def.Name, string(key))
 		case c.def.Repartitioned():
-			v, err := json.Marshal(c.change)
-			if err != nil {
-				return nil, err
-			}
-			outs = append(outs, Output{Topic: c.def.Repartition(b.t.App), Key: []byte(c.group), Value: v, Timestamp: ts, Stage: "table:" + c.def.Name})
+			b.repartition(c.def, c.group, c.change, ts)
 		default:
 			if err := b.apply(c.def.Name, c.group, c.change); err != nil {
 				return nil, err
@@ -243,6 +259,57 @@ func (b *batchState) update(rec map[string]any, key []byte, ts time.Time) ([]Out
 	return outs, nil
 }
 
+// repartition adds change to the batch's repartition record for group.
+func (b *batchState) repartition(d state.Def, group string, change state.Change, ts time.Time) {
+	k := tableKey{d.Name, group}
+	p := b.parts[k]
+	if p == nil {
+		if b.parts == nil {
+			b.parts = map[tableKey]*repartPart{}
+		}
+		p = &repartPart{def: d, change: state.Change{WindowStart: change.WindowStart, WindowEnd: change.WindowEnd}}
+		b.parts[k] = p
+		b.partOrder = append(b.partOrder, k)
+	}
+	p.change.Deltas = addDeltas(p.change.Deltas, change.Deltas)
+	p.ts = ts
+}
+
+// addDeltas adds more to deltas, one delta per sub-group; a sub-group
+// that nets to nothing is left out (adding zero changes no value).
+func addDeltas(deltas, more []state.Delta) []state.Delta {
+	for _, m := range more {
+		i := slices.IndexFunc(deltas, func(d state.Delta) bool { return d.By == m.By })
+		if i < 0 {
+			if m.Count != 0 || m.Sum != 0 {
+				deltas = append(deltas, m)
+			}
+			continue
+		}
+		deltas[i].Count += m.Count
+		deltas[i].Sum += m.Sum
+		if deltas[i].Count == 0 && deltas[i].Sum == 0 {
+			deltas = slices.Delete(deltas, i, i+1)
+		}
+	}
+	return deltas
+}
+
+// needsOld reports whether a record's update of the latest table d needs
+// the row it replaces: to compare versions, or for an aggregate of d to
+// subtract the old row's contribution. Without, the store is not read.
+func (t *Tables) needsOld(d state.Def) bool {
+	if d.Version != "" {
+		return true
+	}
+	for _, a := range t.Defs {
+		if a.From == d.Name {
+			return true
+		}
+	}
+	return false
+}
+
 // plan computes a record's changes to every table without making them.
 func (b *batchState) plan(rec map[string]any, key string, ts time.Time) ([]pendingChange, error) {
 	var out []pendingChange
@@ -250,6 +317,10 @@ func (b *batchState) plan(rec map[string]any, key string, ts time.Time) ([]pendi
 	stale := map[string]bool{}
 	for _, d := range b.t.Defs {
 		if d.Kind == state.Latest {
+			if !b.t.needsOld(d) {
+				out = append(out, pendingChange{def: d, row: d.Project(rec)})
+				continue
+			}
 			old, err := b.row(d.Name, key)
 			if err != nil {
 				return nil, fmt.Errorf("table %s: %w", d.Name, err)
@@ -328,20 +399,29 @@ func (b *batchState) applyRepartitioned(value, key []byte, ts time.Time) error {
 	return b.apply(b.t.Repartitioned.Name, string(key), c)
 }
 
-// flush returns the changelog records (one per changed key, pinned to the
-// partition) and the store writes of the batch.
+// flush returns the batch's repartition records (one per aggregate and
+// group), its changelog records (one per changed key, pinned to the
+// partition) and its store writes.
 func (b *batchState) flush() ([]Output, []StateWrite, error) {
 	var outs []Output
+	for _, k := range b.partOrder {
+		p := b.parts[k]
+		v, err := json.Marshal(p.change)
+		if err != nil {
+			return nil, nil, fmt.Errorf("table %s: %w", k.table, err)
+		}
+		outs = append(outs, Output{Topic: p.def.Repartition(b.t.App), Key: []byte(k.key), Value: v, Timestamp: p.ts, Stage: "table:" + k.table})
+	}
 	byTable := map[string]*StateWrite{}
 	var writes []StateWrite
 	for _, k := range b.order {
-		var v any
+		var raw []byte
+		var err error
 		if r, ok := b.latest[k.table][k.key]; ok {
-			v = r
+			raw, err = state.AppendRow(nil, r)
 		} else {
-			v = b.aggs[k.table][k.key]
+			raw, err = b.aggs[k.table][k.key].AppendJSON(nil)
 		}
-		raw, err := json.Marshal(v)
 		if err != nil {
 			return nil, nil, fmt.Errorf("table %s: %w", k.table, err)
 		}

@@ -1,0 +1,171 @@
+package stream
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/billing-engine/billing/engine/internal/state"
+)
+
+func openStore(t *testing.T) *state.Store {
+	t.Helper()
+	s, err := state.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// A latest table that nothing aggregates keeps the last row per key of a
+// batch, written once, over what the store held.
+func TestLatestTableWithoutAggregates(t *testing.T) {
+	store := openStore(t)
+	def := state.Def{Name: "status", Kind: state.Latest, Fields: []string{"id", "status"}}
+	if err := store.Apply("status", 3, []state.Write{{Key: []byte("t1"), Value: []byte(`{"id":"t1","status":"OLD"}`)}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	tables := &Tables{App: "app", Store: store, Defs: []state.Def{def}}
+	if tables.needsOld(def) {
+		t.Fatal("needsOld: a latest table nothing aggregates and without a version reads no old row")
+	}
+	bs := newBatchState(tables, 3)
+	ts := time.Unix(1_700_000_000, 0)
+	for _, r := range []struct{ id, status string }{{"t1", "APPROVED"}, {"t2", "DECLINED"}, {"t1", "BILLED"}} {
+		outs, err := bs.update(map[string]any{"id": r.id, "status": r.status, "other": 1}, []byte(r.id), ts)
+		if err != nil || len(outs) != 0 {
+			t.Fatalf("update %v: %v, %d repartition records", r, err, len(outs))
+		}
+	}
+	outs, writes, err := bs.flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range outs {
+		if o.Topic != "app-status-changelog" || !o.Pinned || o.Partition != 3 {
+			t.Errorf("changelog record %+v: want app-status-changelog, pinned to partition 3", o)
+		}
+		got[string(o.Key)] = string(o.Value)
+	}
+	want := map[string]string{"t1": `{"id":"t1","status":"BILLED"}`, "t2": `{"id":"t2","status":"DECLINED"}`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("changelog = %v, want %v", got, want)
+	}
+	if len(writes) != 1 || len(writes[0].Writes) != 2 {
+		t.Errorf("store writes = %+v, want one table with two keys", writes)
+	}
+}
+
+// The repartition records of a batch are combined per group; applied on
+// the aggregating side they give exactly what applying each record's
+// contribution one by one gives.
+func TestRepartitionCombinesPerGroup(t *testing.T) {
+	status := state.Def{Name: "status", Kind: state.Latest}
+	totals := state.Def{Name: "totals", Kind: state.Aggregate, From: "status", GroupBy: "client", By: []string{"status", "currency"}, Sum: "amount"}
+	daily := state.Def{Name: "daily", Kind: state.Aggregate, From: "status", GroupBy: "client", By: []string{"status"}, Sum: "amount",
+		Window: 24 * time.Hour, TimeField: "at"}
+	tables := &Tables{App: "app", Store: openStore(t), Defs: []state.Def{status, totals, daily}}
+	bs := newBatchState(tables, 0)
+
+	day := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	statuses := []string{"APPROVED", "BILLED", "REFUNDED"}
+	var recs []map[string]any
+	for i := range 60 {
+		recs = append(recs, map[string]any{
+			"id": fmt.Sprintf("t%d", i%25), "client": fmt.Sprintf("c%d", i%4), "status": statuses[i%3],
+			"currency": []string{"USD", "EUR"}[i%2], "amount": int64(100 + i), "at": day.Add(time.Duration(i%30) * time.Hour),
+		})
+	}
+	// What one record at a time gives: each contribution applied in turn,
+	// subtracting the row the record replaces.
+	want := map[string]map[string]state.AggValue{"totals": {}, "daily": {}}
+	rows := map[string]map[string]any{}
+	for _, rec := range recs {
+		id := rec["id"].(string)
+		for _, d := range []state.Def{totals, daily} {
+			cs, err := contributions(d, rows[id], rec, []byte(id), day)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cs {
+				want[d.Name][c.group] = want[d.Name][c.group].Apply(c.change)
+			}
+		}
+		rows[id] = rec
+		if _, err := bs.update(rec, []byte(id), day); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outs, _, err := bs.flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]state.AggValue{"totals": {}, "daily": {}}
+	seen := map[string]bool{}
+	for _, o := range outs {
+		var table string
+		switch o.Topic {
+		case "app-totals-repartition":
+			table = "totals"
+		case "app-daily-repartition":
+			table = "daily"
+		default:
+			continue
+		}
+		if seen[o.Topic+"/"+string(o.Key)] {
+			t.Errorf("two repartition records for %s %s in one batch", table, o.Key)
+		}
+		seen[o.Topic+"/"+string(o.Key)] = true
+		var c state.Change
+		if err := json.Unmarshal(o.Value, &c); err != nil {
+			t.Fatal(err)
+		}
+		got[table][string(o.Key)] = got[table][string(o.Key)].Apply(c)
+	}
+	for table := range want {
+		for g, w := range want[table] {
+			if gv := got[table][g]; gv.Count != w.Count || gv.Sum != w.Sum || !reflect.DeepEqual(nonEmpty(gv.Groups), nonEmpty(w.Groups)) ||
+				!reflect.DeepEqual(gv.WindowStart, w.WindowStart) {
+				t.Errorf("%s[%s] = %+v, want %+v", table, g, gv, w)
+			}
+		}
+		if len(got[table]) != len(want[table]) {
+			t.Errorf("%s: %d groups, want %d", table, len(got[table]), len(want[table]))
+		}
+	}
+	if n := len(seen); n >= 2*len(recs) {
+		t.Errorf("%d repartition records for %d records: not combined", n, len(recs))
+	}
+}
+
+func nonEmpty(m map[string]state.Group) map[string]state.Group {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func TestAddDeltas(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		deltas, more []state.Delta
+		want         []state.Delta
+	}{
+		{"into nothing", nil, []state.Delta{{By: "A", Count: 1, Sum: 5}}, []state.Delta{{By: "A", Count: 1, Sum: 5}}},
+		{"same sub-group adds up", []state.Delta{{By: "A", Count: 1, Sum: 5}}, []state.Delta{{By: "A", Count: 2, Sum: 7}}, []state.Delta{{By: "A", Count: 3, Sum: 12}}},
+		{"another sub-group is kept apart", []state.Delta{{By: "A", Count: 1}}, []state.Delta{{By: "B", Count: -1, Sum: -3}}, []state.Delta{{By: "A", Count: 1}, {By: "B", Count: -1, Sum: -3}}},
+		{"netting to nothing is left out", []state.Delta{{By: "A", Count: 1, Sum: 5}, {By: "B", Count: 1}}, []state.Delta{{By: "A", Count: -1, Sum: -5}}, []state.Delta{{By: "B", Count: 1}}},
+		{"a zero delta adds nothing", nil, []state.Delta{{By: "A"}}, nil},
+		{"a move between sub-groups", nil, []state.Delta{{By: "A", Count: -1, Sum: -5}, {By: "B", Count: 1, Sum: 5}}, []state.Delta{{By: "A", Count: -1, Sum: -5}, {By: "B", Count: 1, Sum: 5}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := addDeltas(tc.deltas, tc.more); !reflect.DeepEqual(got, tc.want) && (len(got) != 0 || len(tc.want) != 0) {
+				t.Errorf("addDeltas = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
