@@ -110,8 +110,17 @@ func TestMetricsMatchTheRun(t *testing.T) {
 	if fromProcessor != len(w.want["transactions.dlq"]) {
 		t.Errorf("GET /api/v1/dlq: %d items from processor, want %d", fromProcessor, len(w.want["transactions.dlq"]))
 	}
-	fams = scrape(t, base+"/metrics")
-	if h := fams["billing_http_request_duration_seconds"]; h == nil || !hasSeries(h, map[string]string{"route": "/api/v1/dlq", "method": "GET", "code": "200"}) ||
+	// A request is observed once its handler returned, which may be just
+	// after the client read the answer: look again for a moment.
+	var h *dto.MetricFamily
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		h = scrape(t, base+"/metrics")["billing_http_request_duration_seconds"]
+		if h != nil && hasSeries(h, map[string]string{"route": "/api/v1/dlq", "method": "GET", "code": "200"}) &&
+			hasSeries(h, map[string]string{"route": "/metrics", "method": "GET", "code": "200"}) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if h == nil || !hasSeries(h, map[string]string{"route": "/api/v1/dlq", "method": "GET", "code": "200"}) ||
 		!hasSeries(h, map[string]string{"route": "/metrics", "method": "GET", "code": "200"}) {
 		t.Errorf("http_request_duration_seconds lacks GET /api/v1/dlq or /metrics 200: %v", h)
 	}

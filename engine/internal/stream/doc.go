@@ -1,14 +1,17 @@
 // Package stream is the engine's Kafka runtime, built on sarama: one consumer
 // group per pipeline, one goroutine per assigned partition, records taken in
 // batches through the pipeline's stages, and each batch's sink records, DLQ
-// records and consumed offsets committed in one Kafka transaction.
+// records and consumed offsets committed in a Kafka transaction.
 //
-// Exactly-once: every partition has its own transactional producer whose
-// transactional ID is derived from the application, pipeline, topic and
-// partition. A new owner of a partition (a restarted process, or another
-// instance after a rebalance) initialises the same transactional ID, which
-// aborts whatever the previous owner left open and fences it off; the
-// consumer group's offsets are read with require-stable, so the new owner
+// Exactly-once (as Kafka Streams' exactly_once_v2, KIP-447): each pipeline
+// of a process has one transactional producer, and a transaction carries the
+// batches of every partition that are ready when it begins, with their
+// consumed offsets. The offsets are committed with the consumer group's
+// generation, so an instance that lost a partition in a rebalance (a
+// zombie) cannot commit it: the broker refuses the offsets and its
+// transaction aborts. A process that dies leaves its open transaction to
+// the broker's transaction timeout, which aborts it; the consumer group's
+// offsets are read with require-stable, so the new owner of a partition
 // starts exactly after the last committed batch. Readers of the sinks use
 // read_committed.
 package stream

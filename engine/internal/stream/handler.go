@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -15,7 +14,7 @@ import (
 type handler struct {
 	r      *Runner
 	client sarama.Client       // for restores; nil without tables
-	txns   *producerPool       // exactly-once
+	txns   *committer          // exactly-once
 	plain  sarama.SyncProducer // at-least-once
 }
 
@@ -52,10 +51,10 @@ func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error {
 // prepareWithRetry retries prepare with backoff until it succeeds or the
 // session ends. (A handler that returns ends the whole session in sarama,
 // which would make every member rebalance, and fail again.)
-func (h *handler) prepareWithRetry(ctx context.Context, log *slog.Logger, txnID string, p int32) bool {
+func (h *handler) prepareWithRetry(ctx context.Context, sess sarama.ConsumerGroupSession, log *slog.Logger, p int32) bool {
 	backoff := 100 * time.Millisecond
 	for {
-		err := h.prepare(ctx, txnID, p)
+		err := h.prepare(ctx, sess, p)
 		if err == nil {
 			return true
 		}
@@ -72,15 +71,9 @@ func (h *handler) prepareWithRetry(ctx context.Context, log *slog.Logger, txnID 
 	}
 }
 
-// prepare readies a newly claimed partition: it initialises the
-// partition's transactional producer, which fences the previous owner and
-// aborts what it left open, then restores the partition's tables.
-func (h *handler) prepare(ctx context.Context, txnID string, p int32) error {
-	if h.txns != nil {
-		if _, err := h.txns.get(txnID); err != nil {
-			return err
-		}
-	}
+// prepare readies a newly claimed partition: it restores the partition's
+// tables.
+func (h *handler) prepare(ctx context.Context, sess sarama.ConsumerGroupSession, p int32) error {
 	t := h.r.cfg.Tables
 	if t == nil {
 		return nil
@@ -88,7 +81,7 @@ func (h *handler) prepare(ctx context.Context, txnID string, p int32) error {
 	t.dropCache(p)
 	for table, changelog := range t.Changelogs() {
 		start := time.Now()
-		barrier, err := h.barrier(txnID, changelog, p)
+		barrier, err := h.barrier(sess, changelog, p)
 		if err != nil {
 			return err
 		}
@@ -107,8 +100,7 @@ func (h *handler) prepare(ctx context.Context, txnID string, p int32) error {
 // ends. The batch in hand is always finished and committed first.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	log := h.r.log.With("topic", claim.Topic(), "partition", claim.Partition())
-	txnID := fmt.Sprintf("%s-%s-%d", h.r.group, claim.Topic(), claim.Partition())
-	if !h.prepareWithRetry(sess.Context(), log, txnID, claim.Partition()) {
+	if !h.prepareWithRetry(sess.Context(), sess, log, claim.Partition()) {
 		return nil // the session ended first
 	}
 	batch := make([]*sarama.ConsumerMessage, 0, h.r.cfg.MaxBatch)
@@ -116,7 +108,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		var ok bool
 		batch, ok = h.collect(sess.Context(), claim.Messages(), batch[:0])
 		if len(batch) > 0 {
-			if err := h.commit(sess, claim, txnID, batch); err != nil {
+			if err := h.commit(sess, claim, batch); err != nil {
 				log.Error("batch not committed; the partition will be re-read from its last commit", "err", err, "first_offset", batch[0].Offset)
 				return err
 			}
@@ -159,9 +151,10 @@ func (h *handler) collect(ctx context.Context, msgs <-chan *sarama.ConsumerMessa
 
 // commit processes batch and commits its outputs and offset, then applies
 // the batch's table changes locally. Transient Kafka errors are retried
-// with the same outputs in a new transaction; a fatal producer error
-// (fenced by a new owner) gives up the partition.
-func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, txnID string, batch []*sarama.ConsumerMessage) error {
+// with the same outputs in a new transaction, until the session ends (the
+// partition went to another member, whose offsets this one can no longer
+// commit).
+func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, batch []*sarama.ConsumerMessage) error {
 	start := time.Now()
 	// The batch in hand is finished even when the session is ending; only
 	// a stop of the whole engine mid-retry abandons it.
@@ -182,17 +175,14 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.Consumer
 	}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := h.transact(sess, txnID, msgs, last)
+		err := h.txns.commit(sess, msgs, last)
 		if err == nil {
 			return h.committed(claim, batch, res, msgs, start)
 		}
-		// A new producer for the same transactional id aborts whatever this
-		// one left open; it is the one way out of every broken state.
-		h.txns.discard(txnID)
-		if errors.Is(err, errFatalProducer) || attempt >= 10 || sess.Context().Err() != nil {
+		if attempt >= 10 || sess.Context().Err() != nil {
 			return err
 		}
-		h.r.log.Warn("transaction failed; retrying", "txn", txnID, "attempt", attempt, "err", err)
+		h.r.log.Warn("transaction failed; retrying", "txn", h.txns.txnID, "partition", claim.Partition(), "attempt", attempt, "err", err)
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
 		msgs = toProducerMessages(res.Outputs)
@@ -263,78 +253,18 @@ func (h *handler) logDeadLetters(outs []Output) {
 
 // barrier writes a barrier record to partition p of changelog, committed,
 // and returns its offset.
-func (h *handler) barrier(txnID, changelog string, p int32) (int64, error) {
+func (h *handler) barrier(sess sarama.ConsumerGroupSession, changelog string, p int32) (int64, error) {
 	msg := &sarama.ProducerMessage{Topic: changelog, Key: sarama.ByteEncoder(barrierKey), Value: sarama.ByteEncoder(nil), Metadata: pinned(p)}
+	var err error
 	if h.plain != nil {
-		_, off, err := h.plain.SendMessage(msg)
-		if err != nil {
-			return 0, fmt.Errorf("stream: barrier %s/%d: %w", changelog, p, err)
-		}
-		return off, nil
+		_, _, err = h.plain.SendMessage(msg)
+	} else {
+		err = h.txns.commit(sess, []*sarama.ProducerMessage{msg}, nil)
 	}
-	prod, err := h.txns.get(txnID)
 	if err != nil {
-		return 0, err
-	}
-	off, err := h.writeBarrier(prod, msg)
-	if err != nil {
-		h.txns.discard(txnID)
-	}
-	return off, err
-}
-
-func (h *handler) writeBarrier(prod sarama.SyncProducer, msg *sarama.ProducerMessage) (int64, error) {
-	if err := prod.BeginTxn(); err != nil {
-		return 0, h.abort(prod, fmt.Errorf("barrier begin: %w", err))
-	}
-	if err := prod.SendMessages([]*sarama.ProducerMessage{msg}); err != nil {
-		return 0, h.abort(prod, fmt.Errorf("barrier: %w", err))
-	}
-	if err := prod.CommitTxn(); err != nil {
-		return 0, h.abort(prod, fmt.Errorf("barrier commit: %w", err))
+		return 0, fmt.Errorf("stream: barrier %s/%d: %w", changelog, p, err)
 	}
 	return msg.Offset, nil
-}
-
-var errFatalProducer = errors.New("stream: producer in fatal state")
-
-// transact writes outs and the offset after last in one transaction.
-func (h *handler) transact(sess sarama.ConsumerGroupSession, txnID string, msgs []*sarama.ProducerMessage, last *sarama.ConsumerMessage) error {
-	prod, err := h.txns.get(txnID)
-	if err != nil {
-		return err
-	}
-	if err := prod.BeginTxn(); err != nil {
-		return h.abort(prod, fmt.Errorf("begin: %w", err))
-	}
-	if err := prod.SendMessages(msgs); err != nil {
-		return h.abort(prod, fmt.Errorf("produce: %w", err))
-	}
-	offsets := map[string][]*sarama.PartitionOffsetMetadata{
-		last.Topic: {{Partition: last.Partition, Offset: last.Offset + 1}},
-	}
-	meta := sarama.NewConsumerGroupMetadataFromSession(sess, h.r.group, nil)
-	if err := prod.AddOffsetsToTxnWithGroupMetadata(offsets, meta); err != nil {
-		return h.abort(prod, fmt.Errorf("add offsets: %w", err))
-	}
-	if err := prod.CommitTxn(); err != nil {
-		return h.abort(prod, fmt.Errorf("commit: %w", err))
-	}
-	return nil
-}
-
-// abort aborts the open transaction after cause, and marks the error fatal
-// when the producer cannot go on.
-func (h *handler) abort(prod sarama.SyncProducer, cause error) error {
-	if prod.TxnStatus()&sarama.ProducerTxnFlagFatalError != 0 {
-		return fmt.Errorf("%w: %w", errFatalProducer, cause)
-	}
-	if prod.TxnStatus()&sarama.ProducerTxnFlagInTransaction != 0 || prod.TxnStatus()&sarama.ProducerTxnFlagAbortableError != 0 {
-		if err := prod.AbortTxn(); err != nil {
-			return fmt.Errorf("%w: abort: %w (after %w)", errFatalProducer, err, cause)
-		}
-	}
-	return fmt.Errorf("stream: transaction: %w", cause)
 }
 
 func toProducerMessages(outs []Output) []*sarama.ProducerMessage {
