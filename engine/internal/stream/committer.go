@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 )
@@ -32,6 +33,10 @@ type committer struct {
 	reqs chan *pendingCommit
 	done chan struct{}
 	prod sarama.SyncProducer // only the run goroutine uses it
+
+	// txns and batches count committed transactions and the batches they
+	// carried (logged when the committer stops).
+	txns, batches atomic.Int64
 }
 
 // pendingCommit is one partition's batch waiting for a transaction.
@@ -79,6 +84,7 @@ func (c *committer) commit(sess sarama.ConsumerGroupSession, msgs []*sarama.Prod
 func (c *committer) close() error {
 	close(c.reqs)
 	<-c.done
+	c.log.Debug("transactions committed", "txn", c.txnID, "transactions", c.txns.Load(), "batches", c.batches.Load())
 	if c.prod != nil {
 		if err := c.prod.Close(); err != nil {
 			return fmt.Errorf("stream: close producer %s: %w", c.txnID, err)
@@ -121,6 +127,10 @@ func (c *committer) run() {
 			}
 		}
 		err := c.transact(txn)
+		if err == nil {
+			c.txns.Add(1)
+			c.batches.Add(int64(len(txn)))
+		}
 		for _, p := range txn {
 			p.result <- err
 		}

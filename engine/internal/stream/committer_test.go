@@ -1,0 +1,177 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/billing-engine/billing/engine/internal/embedded"
+	"github.com/billing-engine/billing/engine/internal/pipeline"
+)
+
+// startCommitter starts an embedded broker with topic (partitions
+// partitions) and a committer on it.
+func startCommitter(t *testing.T, topic string, partitions int32) (*committer, *sarama.Config, string) {
+	t.Helper()
+	br, err := embedded.Start("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(br.Close)
+	cfg, err := SaramaConfig(pipeline.Kafka{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sarama.NewClusterAdmin([]string{br.Addr()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	c := newCommitter([]string{br.Addr()}, cfg, "test-group", slog.New(slog.DiscardHandler))
+	return c, cfg, br.Addr()
+}
+
+// readCommitted reads topic's committed records (read_committed, as
+// SaramaConfig sets it), counting them by value, until want distinct values
+// arrived or 20s passed.
+func readCommitted(t *testing.T, addr string, cfg *sarama.Config, topic string, partitions int32, want int) map[string]int {
+	t.Helper()
+	consumer, err := sarama.NewConsumer([]string{addr}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	seen := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for p := range partitions {
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			defer pc.Close()
+			for {
+				select {
+				case m := <-pc.Messages():
+					mu.Lock()
+					seen[string(m.Value)]++
+					n := len(seen)
+					mu.Unlock()
+					if n >= want {
+						cancel()
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return seen
+}
+
+// Batches committed at once from many partitions share transactions, and
+// every record is read exactly once.
+func TestCommitterSharesTransactions(t *testing.T) {
+	const partitions, batches, perBatch = 8, 40, 25
+	c, cfg, addr := startCommitter(t, "out", partitions)
+	var wg sync.WaitGroup
+	errs := make(chan error, partitions*batches)
+	for p := range int32(partitions) {
+		wg.Go(func() {
+			for b := range batches {
+				msgs := make([]*sarama.ProducerMessage, perBatch)
+				for i := range msgs {
+					msgs[i] = &sarama.ProducerMessage{Topic: "out", Value: sarama.StringEncoder(fmt.Sprintf("%d/%d/%d", p, b, i)), Metadata: pinned(p)}
+				}
+				if err := c.commit(nil, msgs, nil); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+	txns, got := c.txns.Load(), c.batches.Load()
+	if got != partitions*batches {
+		t.Errorf("%d batches committed, want %d", got, partitions*batches)
+	}
+	if txns >= got {
+		t.Errorf("%d transactions for %d batches from %d partitions at once: none shared", txns, got, partitions)
+	}
+	t.Logf("%d batches in %d transactions", got, txns)
+	seen := readCommitted(t, addr, cfg, "out", partitions, partitions*batches*perBatch)
+	if len(seen) != partitions*batches*perBatch {
+		t.Errorf("%d records read, want %d", len(seen), partitions*batches*perBatch)
+	}
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("record %s read %d times", v, n)
+		}
+	}
+}
+
+// A batch that cannot be written fails its transaction: nothing of it, or
+// of the batches that shared it, is visible, and the committer goes on.
+func TestCommitterAbortsTheWholeTransaction(t *testing.T) {
+	c, cfg, addr := startCommitter(t, "out", 2)
+	defer c.close()
+	good := func(tag string, p int32) []*sarama.ProducerMessage {
+		return []*sarama.ProducerMessage{{Topic: "out", Value: sarama.StringEncoder(tag), Metadata: pinned(p)}}
+	}
+	// A record over the producer's size limit fails the send.
+	huge := []*sarama.ProducerMessage{{Topic: "out", Value: sarama.ByteEncoder(make([]byte, 2<<20)), Metadata: pinned(0)}}
+	// Queued together: the committer takes them into one transaction
+	// while it is still busy with the first.
+	var wg sync.WaitGroup
+	results := make([]error, 3)
+	for i, msgs := range [][]*sarama.ProducerMessage{good("first", 0), huge, good("beside", 1)} {
+		wg.Go(func() { results[i] = c.commit(nil, msgs, nil) })
+		time.Sleep(5 * time.Millisecond)
+	}
+	wg.Wait()
+	if results[1] == nil {
+		t.Fatal("a record over the size limit was committed")
+	}
+	// What failed is retried, as the handler retries it, without the bad
+	// record; then one more batch after.
+	for i, err := range results {
+		if err != nil && i != 1 {
+			if err := c.commit(nil, good([]string{"first", "", "beside"}[i], int32(i%2)), nil); err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+		}
+	}
+	if err := c.commit(nil, good("after", 1), nil); err != nil {
+		t.Fatalf("after the failed transaction: %v", err)
+	}
+	seen := readCommitted(t, addr, cfg, "out", 2, 3)
+	for _, v := range []string{"first", "beside", "after"} {
+		if seen[v] != 1 {
+			t.Errorf("record %q read %d times, want 1", v, seen[v])
+		}
+	}
+	for v := range seen {
+		if !strings.Contains("first beside after", v) {
+			t.Errorf("record of %d bytes from the failed transaction is visible", len(v))
+		}
+	}
+}
