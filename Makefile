@@ -68,6 +68,7 @@ soak: build
 FUZZTIME ?= 10s
 FUZZ_TARGETS := \
 	FuzzDecode:./engine/avro \
+	FuzzAppendRow:./engine/internal/state \
 	FuzzReader:./engine/sdk/pluginpb \
 	FuzzCompile:./engine/expr \
 	FuzzLoad:./engine/internal/pipeline \
