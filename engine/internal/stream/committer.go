@@ -6,18 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/IBM/sarama"
 )
 
-// committer commits the batches of every partition a Runner owns through
-// one transactional producer: whatever batches are ready when a transaction
-// starts go into it together (their sink, changelog and DLQ records, and
-// their consumed offsets), as Kafka Streams does under exactly_once_v2
-// (KIP-447). While one transaction commits, the partitions' next batches
-// queue for the next one, so under load a transaction carries a batch of
-// every busy partition, and at a low rate a batch waits for no other.
+// committer commits the batches of every partition a Runner owns through a
+// few transactional producers: whatever batches are ready when a producer
+// begins a transaction go into it together (their sink, changelog and DLQ
+// records, and their consumed offsets), as Kafka Streams does under
+// exactly_once_v2 (KIP-447). While the producers' transactions commit, the
+// partitions' next batches queue for the next one free, so under load a
+// transaction carries the batches of several partitions, and at a low rate
+// a batch waits for no other. A partition has one batch in flight at a
+// time, so its batches commit in order whichever producer takes them.
 //
 // A zombie (an instance that lost its partitions in a rebalance it has not
 // seen yet) is fenced by the consumer group: its offsets are sent with its
@@ -27,17 +30,30 @@ type committer struct {
 	brokers []string
 	cfg     *sarama.Config
 	group   string
-	txnID   string
 	log     *slog.Logger
 
-	reqs chan *pendingCommit
-	done chan struct{}
-	prod sarama.SyncProducer // only the run goroutine uses it
+	reqs    chan *pendingCommit
+	workers []*txnWorker
+	wg      sync.WaitGroup
 
 	// txns and batches count committed transactions and the batches they
 	// carried (logged when the committer stops).
 	txns, batches atomic.Int64
 }
+
+// txnWorker is one of a committer's producers, with the goroutine that
+// alone uses it.
+type txnWorker struct {
+	c     *committer
+	txnID string
+	prod  sarama.SyncProducer
+}
+
+// txnProducers is how many transactions of a pipeline may be in flight at
+// once. One would serialize every commit of the process's partitions
+// behind one producer's round trips to the transaction coordinator; a few
+// keep the broker busy while each still carries several partitions' batches.
+const txnProducers = 4
 
 // pendingCommit is one partition's batch waiting for a transaction.
 type pendingCommit struct {
@@ -57,16 +73,15 @@ const maxTxnRecords = 20_000
 func newCommitter(brokers []string, cfg *sarama.Config, group string, log *slog.Logger) *committer {
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	c := &committer{
-		brokers: brokers, cfg: cfg, group: group, log: log,
-		// One transactional id per process and pipeline: a restarted
-		// process is a new producer, and what its predecessor left open is
-		// aborted by the broker's transaction timeout (see SaramaConfig).
-		txnID: group + "-" + hex.EncodeToString(id[:]),
-		reqs:  make(chan *pendingCommit, 64),
-		done:  make(chan struct{}),
+	c := &committer{brokers: brokers, cfg: cfg, group: group, log: log, reqs: make(chan *pendingCommit, 64)}
+	for i := range txnProducers {
+		// Transactional ids unique to the process: a restarted process has
+		// new producers, and what its predecessor left open is aborted by
+		// the broker's transaction timeout (see SaramaConfig).
+		w := &txnWorker{c: c, txnID: fmt.Sprintf("%s-%s-%d", group, hex.EncodeToString(id[:]), i)}
+		c.workers = append(c.workers, w)
+		c.wg.Go(w.run)
 	}
-	go c.run()
 	return c
 }
 
@@ -83,18 +98,21 @@ func (c *committer) commit(sess sarama.ConsumerGroupSession, msgs []*sarama.Prod
 // producer. No commit may be called after.
 func (c *committer) close() error {
 	close(c.reqs)
-	<-c.done
-	c.log.Debug("transactions committed", "txn", c.txnID, "transactions", c.txns.Load(), "batches", c.batches.Load())
-	if c.prod != nil {
-		if err := c.prod.Close(); err != nil {
-			return fmt.Errorf("stream: close producer %s: %w", c.txnID, err)
+	c.wg.Wait()
+	c.log.Debug("transactions committed", "group", c.group, "transactions", c.txns.Load(), "batches", c.batches.Load())
+	var errs []error
+	for _, w := range c.workers {
+		if w.prod != nil {
+			if err := w.prod.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("stream: close producer %s: %w", w.txnID, err))
+			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func (c *committer) run() {
-	defer close(c.done)
+func (w *txnWorker) run() {
+	c := w.c
 	var next *pendingCommit // taken from reqs, for the next transaction
 	for {
 		if next == nil {
@@ -126,7 +144,7 @@ func (c *committer) run() {
 				break gather
 			}
 		}
-		err := c.transact(txn)
+		err := w.transact(txn)
 		if err == nil {
 			c.txns.Add(1)
 			c.batches.Add(int64(len(txn)))
@@ -138,13 +156,13 @@ func (c *committer) run() {
 }
 
 // transact commits the batches of txn in one transaction.
-func (c *committer) transact(txn []*pendingCommit) error {
-	prod, err := c.producer()
+func (w *txnWorker) transact(txn []*pendingCommit) error {
+	prod, err := w.producer()
 	if err != nil {
 		return err
 	}
 	if err := prod.BeginTxn(); err != nil {
-		return c.abort(fmt.Errorf("begin: %w", err))
+		return w.abort(fmt.Errorf("begin: %w", err))
 	}
 	var msgs []*sarama.ProducerMessage
 	if len(txn) == 1 {
@@ -156,7 +174,7 @@ func (c *committer) transact(txn []*pendingCommit) error {
 	}
 	if len(msgs) > 0 {
 		if err := prod.SendMessages(msgs); err != nil {
-			return c.abort(fmt.Errorf("produce: %w", err))
+			return w.abort(fmt.Errorf("produce: %w", err))
 		}
 	}
 	offsets := map[string][]*sarama.PartitionOffsetMetadata{}
@@ -166,37 +184,37 @@ func (c *committer) transact(txn []*pendingCommit) error {
 		}
 	}
 	if len(offsets) > 0 {
-		meta := sarama.NewConsumerGroupMetadataFromSession(txn[0].sess, c.group, nil)
+		meta := sarama.NewConsumerGroupMetadataFromSession(txn[0].sess, w.c.group, nil)
 		if err := prod.AddOffsetsToTxnWithGroupMetadata(offsets, meta); err != nil {
-			return c.abort(fmt.Errorf("add offsets: %w", err))
+			return w.abort(fmt.Errorf("add offsets: %w", err))
 		}
 	}
 	if err := prod.CommitTxn(); err != nil {
-		return c.abort(fmt.Errorf("commit: %w", err))
+		return w.abort(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
 
 // producer returns the transactional producer, creating it when needed.
-func (c *committer) producer() (sarama.SyncProducer, error) {
-	if c.prod != nil {
-		return c.prod, nil
+func (w *txnWorker) producer() (sarama.SyncProducer, error) {
+	if w.prod != nil {
+		return w.prod, nil
 	}
-	cfg := *c.cfg
-	cfg.Producer.Transaction.ID = c.txnID
-	prod, err := sarama.NewSyncProducer(c.brokers, &cfg)
+	cfg := *w.c.cfg
+	cfg.Producer.Transaction.ID = w.txnID
+	prod, err := sarama.NewSyncProducer(w.c.brokers, &cfg)
 	if err != nil {
-		return nil, fmt.Errorf("stream: transactional producer %s: %w", c.txnID, err)
+		return nil, fmt.Errorf("stream: transactional producer %s: %w", w.txnID, err)
 	}
-	c.prod = prod
+	w.prod = prod
 	return prod, nil
 }
 
 // abort aborts the open transaction after cause. A producer that cannot go
 // on is closed: the next transaction starts a new one with the same
 // transactional id, which aborts whatever this one left open.
-func (c *committer) abort(cause error) error {
-	prod := c.prod
+func (w *txnWorker) abort(cause error) error {
+	prod := w.prod
 	status := prod.TxnStatus()
 	var err error
 	switch {
@@ -208,11 +226,11 @@ func (c *committer) abort(cause error) error {
 		}
 	}
 	if err == nil {
-		return fmt.Errorf("stream: transaction: %w", cause)
+		return fmt.Errorf("stream: transaction %s: %w", w.txnID, cause)
 	}
-	c.log.Warn("transactional producer reset", "txn", c.txnID, "err", err)
+	w.c.log.Warn("transactional producer reset", "txn", w.txnID, "err", err)
 	_ = prod.Close()
-	c.prod = nil
+	w.prod = nil
 	return err
 }
 

@@ -4,9 +4,9 @@
 // records and consumed offsets committed in a Kafka transaction.
 //
 // Exactly-once (as Kafka Streams' exactly_once_v2, KIP-447): each pipeline
-// of a process has one transactional producer, and a transaction carries the
-// batches of every partition that are ready when it begins, with their
-// consumed offsets. The offsets are committed with the consumer group's
+// of a process has a few transactional producers (four), and a transaction
+// carries the batches of the partitions that are ready when it begins, with
+// their consumed offsets. The offsets are committed with the consumer group's
 // generation, so an instance that lost a partition in a rebalance (a
 // zombie) cannot commit it: the broker refuses the offsets and its
 // transaction aborts. A process that dies leaves its open transaction to

@@ -182,7 +182,7 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.Consumer
 		if attempt >= 10 || sess.Context().Err() != nil {
 			return err
 		}
-		h.r.log.Warn("transaction failed; retrying", "txn", h.txns.txnID, "partition", claim.Partition(), "attempt", attempt, "err", err)
+		h.r.log.Warn("transaction failed; retrying", "partition", claim.Partition(), "attempt", attempt, "err", err)
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
 		msgs = toProducerMessages(res.Outputs)
