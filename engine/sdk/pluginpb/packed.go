@@ -368,15 +368,9 @@ func (r *Reader) uvarint(what string) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b[r.off:])
-	switch {
-	case n == 0:
-		r.fail(what, errTruncated)
-		return 0
-	case n < 0:
-		r.fail(what, errors.New("varint overflows 64 bits"))
+	if !r.advance(n, what) {
 		return 0
 	}
-	r.off += n
 	return v
 }
 
@@ -385,16 +379,25 @@ func (r *Reader) varint(what string) int64 {
 		return 0
 	}
 	v, n := binary.Varint(r.b[r.off:])
+	if !r.advance(n, what) {
+		return 0
+	}
+	return v
+}
+
+// advance moves past a varint of n bytes, as encoding/binary reports n: 0
+// is a truncated varint, below 0 one that overflows 64 bits.
+func (r *Reader) advance(n int, what string) bool {
 	switch {
 	case n == 0:
 		r.fail(what, errTruncated)
-		return 0
+		return false
 	case n < 0:
 		r.fail(what, errors.New("varint overflows 64 bits"))
-		return 0
+		return false
 	}
 	r.off += n
-	return v
+	return true
 }
 
 func (r *Reader) byte(what string) byte {
