@@ -28,7 +28,8 @@ batching; no decoding, no transactions, offsets auto-committed.
   ` + "`bench.passthrough`" + ` for the ceiling; ` + "`transactions.billed`" + ` for billing: billed
   in the database and back through the processor) takes the time to its
   arrival. The first second is warm-up and left out. The engine commits
-  one Kafka transaction per batch and partition, and a batch closes at
+  each batch in a Kafka transaction (a transaction carries the batches of
+  the partitions ready when it begins), and a batch closes at
   max_batch records or after max_wait (listed below), so batching and the
   commit are most of it; the pipeline files are as a user would run them.
 - **Status queries**: one client asks back to back for the status of
