@@ -70,11 +70,13 @@ type pendingCommit struct {
 // limits.
 const maxTxnRecords = 20_000
 
-func newCommitter(brokers []string, cfg *sarama.Config, group string, log *slog.Logger) *committer {
+// newCommitter starts a committer with producers transactional producers
+// (txnProducers in a Runner).
+func newCommitter(brokers []string, cfg *sarama.Config, group string, producers int, log *slog.Logger) *committer {
 	var id [6]byte
 	_, _ = rand.Read(id[:])
 	c := &committer{brokers: brokers, cfg: cfg, group: group, log: log, reqs: make(chan *pendingCommit, 64)}
-	for i := range txnProducers {
+	for i := range producers {
 		// Transactional ids unique to the process: a restarted process has
 		// new producers, and what its predecessor left open is aborted by
 		// the broker's transaction timeout (see SaramaConfig).

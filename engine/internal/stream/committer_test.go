@@ -16,8 +16,8 @@ import (
 )
 
 // startCommitter starts an embedded broker with topic (partitions
-// partitions) and a committer on it.
-func startCommitter(t *testing.T, topic string, partitions int32) (*committer, *sarama.Config, string) {
+// partitions) and a committer with producers producers on it.
+func startCommitter(t *testing.T, topic string, partitions int32, producers int) (*committer, *sarama.Config, string) {
 	t.Helper()
 	br, err := embedded.Start("127.0.0.1:0", t.TempDir())
 	if err != nil {
@@ -36,7 +36,7 @@ func startCommitter(t *testing.T, topic string, partitions int32) (*committer, *
 	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
 		t.Fatal(err)
 	}
-	c := newCommitter([]string{br.Addr()}, cfg, "test-group", slog.New(slog.DiscardHandler))
+	c := newCommitter([]string{br.Addr()}, cfg, "test-group", producers, slog.New(slog.DiscardHandler))
 	return c, cfg, br.Addr()
 }
 
@@ -83,10 +83,11 @@ func readCommitted(t *testing.T, addr string, cfg *sarama.Config, topic string, 
 }
 
 // Batches committed at once from many partitions share transactions, and
-// every record is read exactly once.
+// every record is read exactly once. Two producers: while both are busy,
+// the partitions' batches queue for the next one free.
 func TestCommitterSharesTransactions(t *testing.T) {
 	const partitions, batches, perBatch = 8, 40, 25
-	c, cfg, addr := startCommitter(t, "out", partitions)
+	c, cfg, addr := startCommitter(t, "out", partitions, 2)
 	var wg sync.WaitGroup
 	errs := make(chan error, partitions*batches)
 	for p := range int32(partitions) {
@@ -132,7 +133,7 @@ func TestCommitterSharesTransactions(t *testing.T) {
 // A batch that cannot be written fails its transaction: nothing of it, or
 // of the batches that shared it, is visible, and the committer goes on.
 func TestCommitterAbortsTheWholeTransaction(t *testing.T) {
-	c, cfg, addr := startCommitter(t, "out", 2)
+	c, cfg, addr := startCommitter(t, "out", 2, 1)
 	defer c.close()
 	good := func(tag string, p int32) []*sarama.ProducerMessage {
 		return []*sarama.ProducerMessage{{Topic: "out", Value: sarama.StringEncoder(tag), Metadata: pinned(p)}}

@@ -87,7 +87,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		defer h.client.Close()
 	}
 	if r.cfg.ExactlyOnce {
-		h.txns = newCommitter(r.cfg.Brokers, r.cfg.Sarama, r.group, r.log)
+		h.txns = newCommitter(r.cfg.Brokers, r.cfg.Sarama, r.group, txnProducers, r.log)
 	} else {
 		h.plain, err = sarama.NewSyncProducer(r.cfg.Brokers, r.cfg.Sarama)
 		if err != nil {
