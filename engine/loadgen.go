@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -36,6 +40,14 @@ type LoadgenConfig struct {
 	RunID string
 	// Progress, when set, receives a progress line every second.
 	Progress io.Writer
+	// API, when set, is the base URL of an engine's HTTP API (for example
+	// http://127.0.0.1:8080): before producing, Loadgen creates the
+	// clients the transactions name (client-0001 ...), so that billing
+	// emails them instead of dead-lettering "client not found". A client
+	// that exists is left as it is.
+	API string
+	// APIToken is the bearer token for API, when it needs one.
+	APIToken string
 }
 
 // Loadgen produces realistic Transaction records (a status mix, several
@@ -54,6 +66,14 @@ func Loadgen(ctx context.Context, cfg LoadgenConfig) (int, error) {
 	schema, err := reg.Schema("Transaction")
 	if err != nil {
 		return 0, fmt.Errorf("engine: loadgen: %w", err)
+	}
+	if cfg.API != "" {
+		if err := createClients(ctx, cfg.API, cfg.APIToken, cfg.Clients); err != nil {
+			return 0, fmt.Errorf("engine: loadgen: %w", err)
+		}
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "loadgen: %d clients in place at %s\n", cfg.Clients, cfg.API)
+		}
 	}
 	sc := sarama.NewConfig()
 	sc.Producer.Return.Successes = true
@@ -75,6 +95,37 @@ func Loadgen(ctx context.Context, cfg LoadgenConfig) (int, error) {
 		}
 		return &sarama.ProducerMessage{Topic: cfg.Topic, Key: sarama.StringEncoder(tx["transaction_id"].(string)), Value: sarama.ByteEncoder(v)}, nil
 	})
+}
+
+// loadgenClientID is the id of client i (from 1) of the load generator.
+func loadgenClientID(i int) string { return fmt.Sprintf("client-%04d", i) }
+
+// createClients creates clients 1 to n through the API at base; 409 (the
+// client exists) is fine.
+func createClients(ctx context.Context, base, token string, n int) error {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	for i := 1; i <= n; i++ {
+		id := loadgenClientID(i)
+		body, _ := json.Marshal(map[string]string{"client_id": id, "name": "Load client " + id[len("client-"):], "email": id + "@example.com"})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/api/v1/clients", bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("create clients: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return fmt.Errorf("create client %s: %w", id, err)
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusConflict {
+			return fmt.Errorf("create client %s: %s: %s", id, resp.Status, bytes.TrimSpace(msg))
+		}
+	}
+	return nil
 }
 
 func loadgenDefaults(cfg LoadgenConfig) LoadgenConfig {
@@ -197,7 +248,7 @@ func (g *TxGen) Next() map[string]any {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	return map[string]any{
 		"transaction_id":   fmt.Sprintf("tx-%s-%08d", g.runID, g.n),
-		"client_id":        fmt.Sprintf("client-%04d", g.rng.IntN(g.clients)+1),
+		"client_id":        loadgenClientID(g.rng.IntN(g.clients) + 1),
 		"amount_minor":     int64(100 + g.rng.IntN(99_900)),
 		"currency":         txCurrencies[g.rng.IntN(len(txCurrencies))],
 		"status":           txStatuses[g.rng.IntN(len(txStatuses))],

@@ -20,6 +20,8 @@ func cmdLoadgen(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.Rate, "rate", 0, "records per second (0: as fast as possible)")
 	fs.IntVar(&cfg.Clients, "clients", 100, "distinct client ids")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed")
+	fs.StringVar(&cfg.API, "api", "", "an engine's API base URL (e.g. http://127.0.0.1:8080): create the clients first, so their transactions can be emailed")
+	cfg.APIToken = envOr("BILLING_API_TOKEN", "")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
