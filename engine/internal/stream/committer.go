@@ -97,7 +97,7 @@ func (c *committer) commit(sess sarama.ConsumerGroupSession, msgs []*sarama.Prod
 }
 
 // close stops the committer once no commit is waiting, and closes its
-// producer. No commit may be called after.
+// producers. No commit may be called after.
 func (c *committer) close() error {
 	close(c.reqs)
 	c.wg.Wait()
