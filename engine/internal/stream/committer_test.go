@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,19 +10,16 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/billing-engine/billing/engine/internal/embedded"
+	"github.com/billing-engine/billing/engine/enginetest"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
 )
 
 // startCommitter starts an embedded broker with topic (partitions
-// partitions) and a committer with producers producers on it.
-func startCommitter(t *testing.T, topic string, partitions int32, producers int) (*committer, *sarama.Config, string) {
+// partitions) and a committer with producers producers on it, and returns
+// the broker's address.
+func startCommitter(t *testing.T, topic string, partitions int32, producers int) (*committer, string) {
 	t.Helper()
-	br, err := embedded.Start("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(br.Close)
+	br := enginetest.StartBroker(t)
 	cfg, err := SaramaConfig(pipeline.Kafka{})
 	if err != nil {
 		t.Fatal(err)
@@ -36,49 +32,17 @@ func startCommitter(t *testing.T, topic string, partitions int32, producers int)
 	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
 		t.Fatal(err)
 	}
-	c := newCommitter([]string{br.Addr()}, cfg, "test-group", producers, slog.New(slog.DiscardHandler))
-	return c, cfg, br.Addr()
+	return newCommitter([]string{br.Addr()}, cfg, "test-group", producers, slog.New(slog.DiscardHandler)), br.Addr()
 }
 
-// readCommitted reads topic's committed records (read_committed, as
-// SaramaConfig sets it), counting them by value, until want distinct values
-// arrived or 20s passed.
-func readCommitted(t *testing.T, addr string, cfg *sarama.Config, topic string, partitions int32, want int) map[string]int {
+// readCommitted reads topic (read_committed) until it holds want records
+// and no more arrive for a second, and counts them by value.
+func readCommitted(t *testing.T, addr, topic string, want int) map[string]int {
 	t.Helper()
-	consumer, err := sarama.NewConsumer([]string{addr}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer consumer.Close()
 	seen := map[string]int{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	for p := range partitions {
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() {
-			defer pc.Close()
-			for {
-				select {
-				case m := <-pc.Messages():
-					mu.Lock()
-					seen[string(m.Value)]++
-					n := len(seen)
-					mu.Unlock()
-					if n >= want {
-						cancel()
-					}
-				case <-ctx.Done():
-					return
-				}
-			}
-		})
+	for _, r := range enginetest.ReadAll(t, addr, topic, want, time.Second, 20*time.Second) {
+		seen[string(r.Value)]++
 	}
-	wg.Wait()
 	return seen
 }
 
@@ -87,7 +51,7 @@ func readCommitted(t *testing.T, addr string, cfg *sarama.Config, topic string, 
 // the partitions' batches queue for the next one free.
 func TestCommitterSharesTransactions(t *testing.T) {
 	const partitions, batches, perBatch = 8, 40, 25
-	c, cfg, addr := startCommitter(t, "out", partitions, 2)
+	c, addr := startCommitter(t, "out", partitions, 2)
 	var wg sync.WaitGroup
 	errs := make(chan error, partitions*batches)
 	for p := range int32(partitions) {
@@ -119,7 +83,7 @@ func TestCommitterSharesTransactions(t *testing.T) {
 		t.Errorf("%d transactions for %d batches from %d partitions at once: none shared", txns, got, partitions)
 	}
 	t.Logf("%d batches in %d transactions", got, txns)
-	seen := readCommitted(t, addr, cfg, "out", partitions, partitions*batches*perBatch)
+	seen := readCommitted(t, addr, "out", partitions*batches*perBatch)
 	if len(seen) != partitions*batches*perBatch {
 		t.Errorf("%d records read, want %d", len(seen), partitions*batches*perBatch)
 	}
@@ -133,7 +97,7 @@ func TestCommitterSharesTransactions(t *testing.T) {
 // A batch that cannot be written fails its transaction: nothing of it, or
 // of the batches that shared it, is visible, and the committer goes on.
 func TestCommitterAbortsTheWholeTransaction(t *testing.T) {
-	c, cfg, addr := startCommitter(t, "out", 2, 1)
+	c, addr := startCommitter(t, "out", 2, 1)
 	defer c.close()
 	good := func(tag string, p int32) []*sarama.ProducerMessage {
 		return []*sarama.ProducerMessage{{Topic: "out", Value: sarama.StringEncoder(tag), Metadata: pinned(p)}}
@@ -164,7 +128,7 @@ func TestCommitterAbortsTheWholeTransaction(t *testing.T) {
 	if err := c.commit(nil, good("after", 1), nil); err != nil {
 		t.Fatalf("after the failed transaction: %v", err)
 	}
-	seen := readCommitted(t, addr, cfg, "out", 2, 3)
+	seen := readCommitted(t, addr, "out", 3)
 	for _, v := range []string{"first", "beside", "after"} {
 		if seen[v] != 1 {
 			t.Errorf("record %q read %d times, want 1", v, seen[v])

@@ -27,6 +27,9 @@ type Tables struct {
 
 	mu     sync.Mutex
 	caches map[int32]*partCache
+
+	readsOnce sync.Once
+	readsOld  map[string]bool // latest tables whose replaced rows are read
 }
 
 // partCache holds a partition's committed values, decoded, so hot keys
@@ -148,7 +151,9 @@ func newBatchState(t *Tables, partition int32) *batchState {
 func (b *batchState) committed() {
 	for _, k := range b.order {
 		if r, ok := b.latest[k.table][k.key]; ok {
-			b.cache.put(k, r)
+			if b.t.needsOld(k.table) { // else nothing reads it back
+				b.cache.put(k, r)
+			}
 		} else {
 			b.cache.put(k, *b.aggs[k.table][k.key])
 		}
@@ -295,19 +300,23 @@ func addDeltas(deltas, more []state.Delta) []state.Delta {
 	return deltas
 }
 
-// needsOld reports whether a record's update of the latest table d needs
-// the row it replaces: to compare versions, or for an aggregate of d to
-// subtract the old row's contribution. Without, the store is not read.
-func (t *Tables) needsOld(d state.Def) bool {
-	if d.Version != "" {
-		return true
-	}
-	for _, a := range t.Defs {
-		if a.From == d.Name {
-			return true
+// needsOld reports whether a record's update of the latest table named
+// table needs the row it replaces: to compare versions, or for an
+// aggregate of it to subtract the old row's contribution. Without, the
+// store is not read and the partition cache does not keep its rows.
+func (t *Tables) needsOld(table string) bool {
+	t.readsOnce.Do(func() {
+		t.readsOld = map[string]bool{}
+		for _, d := range t.Defs {
+			if d.Kind == state.Latest && d.Version != "" {
+				t.readsOld[d.Name] = true
+			}
+			if d.From != "" {
+				t.readsOld[d.From] = true
+			}
 		}
-	}
-	return false
+	})
+	return t.readsOld[table]
 }
 
 // plan computes a record's changes to every table without making them.
@@ -317,7 +326,7 @@ func (b *batchState) plan(rec map[string]any, key string, ts time.Time) ([]pendi
 	stale := map[string]bool{}
 	for _, d := range b.t.Defs {
 		if d.Kind == state.Latest {
-			if !b.t.needsOld(d) {
+			if !b.t.needsOld(d.Name) {
 				out = append(out, pendingChange{def: d, row: d.Project(rec)})
 				continue
 			}

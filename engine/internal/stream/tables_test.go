@@ -29,7 +29,7 @@ func TestLatestTableWithoutAggregates(t *testing.T) {
 		t.Fatal(err)
 	}
 	tables := &Tables{App: "app", Store: store, Defs: []state.Def{def}}
-	if tables.needsOld(def) {
+	if tables.needsOld(def.Name) {
 		t.Fatal("needsOld: a latest table nothing aggregates and without a version reads no old row")
 	}
 	bs := newBatchState(tables, 3)
