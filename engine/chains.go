@@ -42,6 +42,7 @@ func (e *Engine) buildRunners(ctx context.Context, brokers []string, cfg *sarama
 		}
 		rc := stream.RunnerConfig{
 			ApplicationID: e.file.ApplicationID,
+			InstanceID:    e.instance,
 			Brokers:       brokers,
 			Sarama:        cfg,
 			Topic:         p.Source.Topic,

@@ -37,6 +37,8 @@ type Engine struct {
 	tracker *stream.Tracker // partitions owned and restoring
 	router  *query.Router   // nil without tables
 
+	instance string // the data directory's instance id (see claimDataDir)
+
 	db     *store.DB       // the client and transaction database; nil until Run opens it
 	cycles *billing.Cycles // the billing cycle runner; nil until the HTTP API is up
 
@@ -110,6 +112,12 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	id, release, err := claimDataDir(f.DataDir)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, release)
+	e.instance = id
 	brokers := f.Kafka.Brokers
 	if isEmbedded(brokers) {
 		b, err := e.startBroker()

@@ -71,16 +71,21 @@ type pendingCommit struct {
 const maxTxnRecords = 20_000
 
 // newCommitter starts a committer with producers transactional producers
-// (txnProducers in a Runner).
-func newCommitter(brokers []string, cfg *sarama.Config, group string, producers int, log *slog.Logger) *committer {
-	var id [6]byte
-	_, _ = rand.Read(id[:])
+// (txnProducers in a Runner), with transactional ids
+// <group>-<instance>-<n>; an empty instance is a random one. The producers
+// start at once: one that takes over the id of a crashed predecessor
+// (same instance) makes the broker abort what that one left open, which
+// read_committed consumers of its partitions would otherwise wait on until
+// the transaction timeout (see SaramaConfig).
+func newCommitter(brokers []string, cfg *sarama.Config, group, instance string, producers int, log *slog.Logger) *committer {
+	if instance == "" {
+		var id [6]byte
+		_, _ = rand.Read(id[:])
+		instance = hex.EncodeToString(id[:])
+	}
 	c := &committer{brokers: brokers, cfg: cfg, group: group, log: log, reqs: make(chan *pendingCommit, 64)}
 	for i := range producers {
-		// Transactional ids unique to the process: a restarted process has
-		// new producers, and what its predecessor left open is aborted by
-		// the broker's transaction timeout (see SaramaConfig).
-		w := &txnWorker{c: c, txnID: fmt.Sprintf("%s-%s-%d", group, hex.EncodeToString(id[:]), i)}
+		w := &txnWorker{c: c, txnID: fmt.Sprintf("%s-%s-%d", group, instance, i)}
 		c.workers = append(c.workers, w)
 		c.wg.Go(w.run)
 	}
@@ -115,6 +120,10 @@ func (c *committer) close() error {
 
 func (w *txnWorker) run() {
 	c := w.c
+	if _, err := w.producer(); err != nil {
+		// The first transaction tries again.
+		c.log.Warn("transactional producer", "txn", w.txnID, "err", err)
+	}
 	var next *pendingCommit // taken from reqs, for the next transaction
 	for {
 		if next == nil {

@@ -19,6 +19,14 @@ import (
 // the broker's address.
 func startCommitter(t *testing.T, topic string, partitions int32, producers int) (*committer, string) {
 	t.Helper()
+	addr, cfg := startTopic(t, topic, partitions)
+	return newCommitter([]string{addr}, cfg, "test-group", "", producers, slog.New(slog.DiscardHandler)), addr
+}
+
+// startTopic starts an embedded broker with topic (partitions partitions)
+// and returns its address and the client configuration for it.
+func startTopic(t *testing.T, topic string, partitions int32) (string, *sarama.Config) {
+	t.Helper()
 	br := enginetest.StartBroker(t)
 	cfg, err := SaramaConfig(pipeline.Kafka{})
 	if err != nil {
@@ -32,7 +40,7 @@ func startCommitter(t *testing.T, topic string, partitions int32, producers int)
 	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
 		t.Fatal(err)
 	}
-	return newCommitter([]string{br.Addr()}, cfg, "test-group", producers, slog.New(slog.DiscardHandler)), br.Addr()
+	return br.Addr(), cfg
 }
 
 // readCommitted reads topic (read_committed) until it holds want records
@@ -138,5 +146,44 @@ func TestCommitterAbortsTheWholeTransaction(t *testing.T) {
 		if !strings.Contains("first beside after", v) {
 			t.Errorf("record of %d bytes from the failed transaction is visible", len(v))
 		}
+	}
+}
+
+// A committer started with the instance id of one that crashed with a
+// transaction open fences it: the broker aborts that transaction when the
+// new producers start, so read_committed readers see the new commits at
+// once rather than after the transaction timeout (set to a minute here,
+// longer than the read waits).
+func TestCommitterFencesItsPredecessor(t *testing.T) {
+	addr, cfg := startTopic(t, "out", 1)
+	cfg.Producer.Transaction.Timeout = time.Minute
+	// The predecessor: the committer's first producer, left in the middle
+	// of a transaction as a SIGKILL leaves it.
+	pc := *cfg
+	pc.Producer.Transaction.ID = "test-group-0a0b0c0d0e0f-0"
+	crashed, err := sarama.NewSyncProducer([]string{addr}, &pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = crashed.Close() })
+	if err := crashed.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	if err := crashed.SendMessages([]*sarama.ProducerMessage{{Topic: "out", Value: sarama.StringEncoder("left open")}}); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newCommitter([]string{addr}, cfg, "test-group", "0a0b0c0d0e0f", 2, slog.New(slog.DiscardHandler))
+	defer c.close()
+	if err := c.commit(nil, []*sarama.ProducerMessage{{Topic: "out", Value: sarama.StringEncoder("after")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	recs := enginetest.ReadAll(t, addr, "out", 1, time.Second, 15*time.Second)
+	if len(recs) != 1 || string(recs[0].Value) != "after" {
+		var got []string
+		for _, r := range recs {
+			got = append(got, string(r.Value))
+		}
+		t.Fatalf("read %q, want only \"after\": the predecessor's transaction still holds the partition", got)
 	}
 }

@@ -9,8 +9,11 @@
 // their consumed offsets. The offsets are committed with the consumer group's
 // generation, so an instance that lost a partition in a rebalance (a
 // zombie) cannot commit it: the broker refuses the offsets and its
-// transaction aborts. A process that dies leaves its open transaction to
-// the broker's transaction timeout, which aborts it; the consumer group's
+// transaction aborts. The transactional ids name the instance
+// (RunnerConfig.InstanceID): a process restarted as the same instance
+// fences its predecessor, and the broker aborts what that one left open
+// when the new producers start; an instance that does not come back leaves
+// it to the broker's transaction timeout. The consumer group's
 // offsets are read with require-stable, so the new owner of a partition
 // starts exactly after the last committed batch. Readers of the sinks use
 // read_committed.

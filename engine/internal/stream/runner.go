@@ -14,6 +14,13 @@ import (
 type RunnerConfig struct {
 	// ApplicationID prefixes the consumer group and transactional IDs.
 	ApplicationID string
+	// InstanceID names this instance in its transactional ids
+	// (<group>-<InstanceID>-<n>). An instance restarted with the same id
+	// fences its predecessor: the broker aborts the transactions it left
+	// open as soon as the new producers start, rather than after the
+	// transaction timeout. Two live instances must not share one. Empty
+	// means a random id for this Runner.
+	InstanceID string
 	// Brokers are the seed brokers.
 	Brokers []string
 	// Sarama is the base client configuration (see SaramaConfig).
@@ -87,7 +94,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		defer h.client.Close()
 	}
 	if r.cfg.ExactlyOnce {
-		h.txns = newCommitter(r.cfg.Brokers, r.cfg.Sarama, r.group, txnProducers, r.log)
+		h.txns = newCommitter(r.cfg.Brokers, r.cfg.Sarama, r.group, r.cfg.InstanceID, txnProducers, r.log)
 	} else {
 		h.plain, err = sarama.NewSyncProducer(r.cfg.Brokers, r.cfg.Sarama)
 		if err != nil {
