@@ -65,10 +65,12 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	cfg.Producer.Transaction.Retry.Backoff = 5 * time.Millisecond
 	// A process killed mid-transaction leaves it open, and its offsets
 	// "unstable": a new consumer group session cannot fetch them until the
-	// transaction is aborted. The new owner's producer would abort it, but
-	// it starts only once the session is set up, so the broker's timeout is
-	// what unblocks the restart. Kafka Streams uses 10s for the same reason;
-	// a transaction here spans only a batch's send and commit.
+	// transaction is aborted. The same instance restarted aborts it when its
+	// producers start (they take over its transactional ids, see
+	// RunnerConfig.InstanceID); for an instance that does not come back, the
+	// broker's timeout is what unblocks the new owner. Kafka Streams uses
+	// 10s for the same reason; a transaction here spans only a batch's send
+	// and commit.
 	cfg.Producer.Transaction.Timeout = 10 * time.Second
 	cfg.Producer.Transaction.Retry.Max = 200
 	cfg.Producer.Flush.Bytes = 1 << 20
