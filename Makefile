@@ -50,7 +50,7 @@ test-short:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/avro ./engine/expr
 	$(GO) test -run '^$$' -bench BenchmarkPluginBatch -benchmem ./engine/internal/pluginhost
-	$(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkQueries|BenchmarkBilling' -benchtime 1x -timeout 30m ./engine/
+	$(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkPluginPipeline|BenchmarkQueries|BenchmarkBilling' -benchtime 1x -timeout 30m ./engine/
 	$(GO) test -run '^$$' -bench BenchmarkMailer -benchtime 5000x ./plugins/email/mailer
 	$(GO) test -run '^$$' -bench BenchmarkCreateTransaction -benchtime 5000x ./engine/internal/httpapi
 	# Every scenario in one table, printed and written to BENCHMARKS.md.

@@ -167,15 +167,22 @@ func (p passThrough) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Consum
 // each counter in also has reached n.
 func benchEngine(b *testing.B, addr, file, app string, n int, also []string) float64 {
 	b.Helper()
+	return benchEngineAt(b, addr, filepath.Join(enginetest.RepoRoot(b), file), app, n, also)
+}
+
+// benchEngineAt is benchEngine for the pipeline file at path, with the
+// in-process plugins opts register besides the branch router.
+func benchEngineAt(b *testing.B, addr, path, app string, n int, also []string, opts ...engine.Option) float64 {
+	b.Helper()
+	file := filepath.Base(path)
 	vars := map[string]string{
 		"BILLING_KAFKA_BROKERS":  addr,
 		"BILLING_APPLICATION_ID": app,
 		"BILLING_DATA_DIR":       b.TempDir(),
 		"BILLING_HTTP_LISTEN":    enginetest.FreeAddr(b),
 	}
-	path := filepath.Join(enginetest.RepoRoot(b), file)
-	e, err := engine.New(path, engine.WithProcessor(router.Name, router.New), engine.WithLogger(benchLogger()),
-		engine.WithLookupEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }))
+	e, err := engine.New(path, append([]engine.Option{engine.WithProcessor(router.Name, router.New), engine.WithLogger(benchLogger()),
+		engine.WithLookupEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 )
 
 // testPlugin is the host's faulty no-op plugin: see
-// engine/internal/pluginhost/internal/testproc for its settings.
+// engine/internal/testproc for its settings.
 const testPlugin = "engine/internal/pluginhost/testdata/testplugin"
 
 // syncBuffer collects the engine's log.

@@ -11,7 +11,7 @@ import (
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/enginetest"
 	"github.com/billing-engine/billing/engine/internal/pluginhost"
-	"github.com/billing-engine/billing/engine/internal/pluginhost/internal/testproc"
+	"github.com/billing-engine/billing/engine/internal/testproc"
 	"github.com/billing-engine/billing/engine/sdk"
 )
 

@@ -249,7 +249,9 @@ func emitFromWire(rd *pluginpb.Reader, e *sdk.Emit, in *sdk.Record) bool {
 		e.Key = in.Key
 	}
 	if p.ValueIsInput {
-		e.Value = in.Value
+		// The input's value, unchanged: its decoded form too, so a record
+		// passed on to the next stage is not decoded again.
+		e.Value, e.Data = in.Value, in.Data
 	}
 	if p.Headers >= 0 {
 		e.Headers = make([]sdk.Header, p.Headers)

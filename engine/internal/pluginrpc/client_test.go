@@ -56,7 +56,7 @@ func TestEncodeBatch(t *testing.T) {
 
 func TestResultsFromWire(t *testing.T) {
 	in := []sdk.Record{
-		{Key: []byte("k0"), Value: []byte("v0"), Headers: []sdk.Header{{Key: "h", Value: []byte("0")}}},
+		{Key: []byte("k0"), Value: []byte("v0"), Headers: []sdk.Header{{Key: "h", Value: []byte("0")}}, Data: map[string]any{"v": "0"}},
 		{Key: nil, Value: []byte("v1")},
 	}
 	var w pluginpb.Writer
@@ -77,6 +77,12 @@ func TestResultsFromWire(t *testing.T) {
 	keep, empty, nw := got[0].Emits[0], got[0].Emits[1], got[0].Emits[2]
 	if keep.Output != "keep" || string(keep.Key) != "k0" || string(keep.Value) != "v0" || len(keep.Headers) != 1 {
 		t.Errorf("keep: got %+v, want the input's key, value and headers", keep)
+	}
+	if keep.Data["v"] != "0" {
+		t.Errorf("keep: Data %v, want the input's decoded value (the next stage need not decode it again)", keep.Data)
+	}
+	if nw.Data != nil {
+		t.Errorf("new: Data %v, want none for a new value", nw.Data)
 	}
 	if empty.Key == nil || len(empty.Key) != 0 || empty.Value == nil || len(empty.Value) != 0 || empty.Headers == nil || len(empty.Headers) != 0 {
 		t.Errorf("empty: got %+v, want an empty key, value and headers, not nil", empty)

@@ -3,7 +3,7 @@
 package main
 
 import (
-	"github.com/billing-engine/billing/engine/internal/pluginhost/internal/testproc"
+	"github.com/billing-engine/billing/engine/internal/testproc"
 	"github.com/billing-engine/billing/engine/sdk"
 )
 

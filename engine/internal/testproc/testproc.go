@@ -1,5 +1,5 @@
 // Package testproc is the Processor of the host's test plugin
-// (../../testdata/testplugin): a no-op that passes every record to one
+// (../pluginhost/testdata/testplugin): a no-op that passes every record to one
 // output, with faults to order, each set in its settings:
 //
 //	output:     the output records go to (default "out")
