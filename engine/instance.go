@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // instanceFile holds the instance's id under the data directory; the
@@ -34,9 +33,9 @@ func claimDataDir(dir string) (id string, release func() error, err error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("engine: data directory: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		_ = f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errLocked) {
 			return "", nil, fmt.Errorf("engine: data directory %s is in use by another engine process (each instance needs its own data_dir)", dir)
 		}
 		return "", nil, fmt.Errorf("engine: lock %s: %w", path, err)
@@ -68,6 +67,9 @@ func claimDataDir(dir string) (id string, release func() error, err error) {
 	}
 	return id, release, nil
 }
+
+// errLocked is lockFile's answer when another process holds the lock.
+var errLocked = errors.New("locked by another process")
 
 // validInstanceID reports whether id is one claimDataDir wrote: a torn or
 // edited file gets a new id.
