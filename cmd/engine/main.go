@@ -45,6 +45,15 @@ func main() {
 		debug.SetGCPercent(gcPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first signal stops gracefully: the batches in hand are
+		// finished and committed. That can take long or never end (a broker
+		// gone for good), so a second signal ends the process at once, as
+		// with no handler: what was not committed is read again after a
+		// restart, and what the batches left open the broker aborts.
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -63,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "run":
-		err = cmdRun(ctx, args[1:], opts)
+		err = cmdRun(ctx, args[1:], opts, log)
 	case "validate":
 		return cmdValidate(args[1:], opts, stdout, stderr)
 	case "graph":
@@ -103,7 +112,7 @@ func fileArg(args []string) (string, error) {
 	return args[0], nil
 }
 
-func cmdRun(ctx context.Context, args []string, opts []engine.Option) error {
+func cmdRun(ctx context.Context, args []string, opts []engine.Option, log *slog.Logger) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
@@ -128,6 +137,10 @@ func cmdRun(ctx context.Context, args []string, opts []engine.Option) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	go func() {
+		<-ctx.Done()
+		log.Info("stopping: finishing and committing the batches in hand; a second signal stops at once")
+	}()
 	return e.Run(ctx)
 }
 
