@@ -70,7 +70,7 @@ func BenchmarkPluginPipeline(b *testing.B) {
 		for _, size := range []int{1, 100, 1000} {
 			records := n
 			if size == 1 {
-				records = n / 10 // a transaction per record: slow, the same for every variant
+				records = n / 10 // a batch per record: slow, the same for every variant
 			}
 			run := func(variant, command string, raw bool) float64 {
 				path := writeNoopPipeline(b, command, raw, size)
