@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,7 @@ func claimDataDir(dir string) (id string, release func() error, err error) {
 		return "", nil, fmt.Errorf("engine: lock %s: %w", path, err)
 	}
 	release = f.Close // closing the file drops the lock
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		_ = release()
 		return "", nil, fmt.Errorf("engine: read %s: %w", path, err)
