@@ -369,6 +369,9 @@ func TestSIGKILLRestartsWithBackoff(t *testing.T) {
 	batch := records(t, 5)
 	pid := 0
 	for i := range 2 { // two kills in a row: the backoff doubles
+		// Kill the instance the host runs: one killed while the host
+		// still configures it is a failed launch, retried at once.
+		waitInstalled(t, logs, i)
 		pid = pidOf(t, pidFile, pid)
 		sigkill(t, pid)
 		if _, err := p.Process(t.Context(), batch); !errors.Is(err, pluginhost.ErrPluginShutdown) {
@@ -383,6 +386,18 @@ func TestSIGKILLRestartsWithBackoff(t *testing.T) {
 	}
 	if n := p.Restarts(); n != 2 {
 		t.Errorf("restarts: got %d, want 2", n)
+	}
+}
+
+// waitInstalled waits until the host has installed n restarted instances.
+func waitInstalled(t *testing.T, logs *logBuffer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(logs.lines(`msg="plugin restarted"`, "plugin=tp")) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("restart %d not installed after 20s\nlog:\n%s", n, logs)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
