@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/IBM/sarama"
+	"github.com/billing-engine/billing/engine/internal/pollnet"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -212,7 +212,7 @@ func (e *Engine) startBroker() (*embedded.Broker, error) {
 }
 
 func (e *Engine) startHTTP() (*http.Server, error) {
-	ln, err := net.Listen("tcp", e.file.HTTP.Listen)
+	ln, err := pollnet.Listen(e.file.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("engine: http listen: %w", err)
 	}

@@ -2,16 +2,14 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,59 +267,74 @@ func scnRunQueries(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
 	defer br.Close()
 	produceBench(b, br.Addr(), s.n)
 	p := scnStartEngine(b, br.Addr(), sc, nil)
-	var progress atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	answers := make(chan scnQueries, 1)
-	go func() { answers <- scnQueryLoop(ctx, p.API(), &progress) }()
-	thr := p.Throughput(b, sc.first, sc.done, s.n, func(snap map[string]int64) { progress.Store(bench.Sum(snap, sc.done[0])) }, nil)
-	cancel()
-	q := <-answers
-	if len(q.took) == 0 {
-		b.Fatalf("queries: no answer with 200 (%d other answers, %d errors)", q.other, q.errors)
+	q := scnStartQuerier(b, p.API(), []string{p.API()}, sc.done[0])
+	thr := p.Throughput(b, sc.first, sc.done, s.n, nil, nil)
+	res := q.stop(b)
+	if len(res.local) == 0 {
+		b.Fatalf("queries: no answer with 200 (%d other answers, %d errors)", res.other, res.errors)
 	}
-	lat := bench.Percentiles(q.took)
+	lat := bench.Percentiles(res.local)
 	lat.At = "queries, back to back"
-	b.Logf("queries: %d answered, %d not 200, %d errors", len(q.took), q.other, q.errors)
+	b.Logf("queries: %d answered, %d not 200, %d errors; the client ran at nice %d", len(res.local), res.other, res.errors, res.nice)
 	return scnFinish(b, sc, p, thr, lat, s.n)
 }
 
-type scnQueries struct {
-	took          []time.Duration
-	other, errors int
+// scnQuerier is the query client of the query benchmarks: a process of its
+// own (engine/internal/bench/querier), as a real client is. It runs at nice
+// -10 where the system allows it (root, or CAP_SYS_NICE): the engine and
+// the broker keep both cores busy, and a client at the same priority would
+// wait for a core to read each answer, which is the client's latency, not
+// the engine's. Its result says the nice value it ran at.
+type scnQuerier struct {
+	child *bench.Child
+	out   string
 }
 
-// scnQueryLoop asks for the status of random transactions among the first
-// half of those processed so far, one query at a time, until ctx ends.
-func scnQueryLoop(ctx context.Context, api string, progress *atomic.Int64) scnQueries {
-	var q scnQueries
-	client := &http.Client{Timeout: 5 * time.Second}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for ctx.Err() == nil {
-		done := progress.Load()
-		if done < 1000 {
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		// produceBench's transaction ids: tx-bench-00000001 on.
-		url := fmt.Sprintf("%s/api/v1/transactions/tx-bench-%08d/status", api, 1+rng.IntN(int(done/2)))
-		start := time.Now()
-		resp, err := client.Get(url)
-		if err != nil {
-			q.errors++
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		took := time.Since(start)
-		if resp.StatusCode != http.StatusOK {
-			q.other++
-			continue
-		}
-		q.took = append(q.took, took)
+// scnQueries is what the querier measured.
+type scnQueries struct {
+	local, forwarded    []time.Duration
+	other, errors, nice int
+}
+
+// scnStartQuerier starts querying api for the keys the instances at
+// follow have counted in their counters with the prefix progress.
+func scnStartQuerier(b *testing.B, api string, follow []string, progress string) *scnQuerier {
+	q := &scnQuerier{out: filepath.Join(b.TempDir(), "queries.json")}
+	bin := enginetest.BuildPlugin(b, "engine/internal/bench/querier")
+	args := []string{"-api", api, "-follow", strings.Join(follow, ","), "-progress", progress, "-out", q.out}
+	if nice, err := exec.LookPath("nice"); err == nil {
+		// Without the privilege, nice says so and runs it as it is.
+		args = append([]string{"-n", "-10", bin}, args...)
+		bin = nice
 	}
+	q.child = bench.StartChild(b, bin, args, nil, "")
 	return q
+}
+
+// stop stops the querier and returns what it measured.
+func (q *scnQuerier) stop(b *testing.B) scnQueries {
+	q.child.Stop(b)
+	var res struct {
+		Local         []int64 `json:"local_ns"`
+		Forwarded     []int64 `json:"forwarded_ns"`
+		Other, Errors int
+		Nice          int
+	}
+	raw, err := os.ReadFile(q.out)
+	if err == nil {
+		err = json.Unmarshal(raw, &res)
+	}
+	if err != nil {
+		b.Fatalf("querier: %v", err)
+	}
+	durations := func(ns []int64) []time.Duration {
+		d := make([]time.Duration, len(ns))
+		for i, n := range ns {
+			d[i] = time.Duration(n)
+		}
+		return d
+	}
+	return scnQueries{local: durations(res.Local), forwarded: durations(res.Forwarded), other: res.Other, errors: res.Errors, nice: res.Nice}
 }
 
 // scnRunBilling runs pipelines/billing.yaml whole with its plugins, on the

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/billing-engine/billing/engine/internal/pollnet"
 	"io"
 	"net/http"
 	"net/url"
@@ -67,8 +68,9 @@ type Router struct {
 }
 
 type memberCache struct {
-	at      time.Time
-	members []member
+	at         time.Time
+	members    []member
+	refreshing bool // a background refresh is under way
 }
 
 type member struct {
@@ -85,7 +87,7 @@ func NewRouter(store *state.Store, tracker *stream.Tracker, self string, admin f
 	}
 	return &Router{
 		store: store, tracker: tracker, self: strings.TrimRight(self, "/"), admin: admin, tables: m,
-		client:  &http.Client{Timeout: 5 * time.Second},
+		client:  &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: pollnet.DialContext, MaxIdleConnsPerHost: 8, IdleConnTimeout: 90 * time.Second}},
 		members: map[string]memberCache{},
 	}
 }
@@ -186,15 +188,46 @@ func (r *Router) Forward(ctx context.Context, w http.ResponseWriter, owner, path
 	return err
 }
 
-// groupMembers returns group's members with their URLs and assignments,
-// from a cache at most a second old unless fresh is set.
+// groupMembers returns group's members with their URLs and assignments.
+// Unless fresh is set, a cached answer up to maxStale old serves, and one
+// over memberTTL old is refreshed in the background meanwhile, so that a
+// query does not wait for the broker to describe the group.
 func (r *Router) groupMembers(ctx context.Context, group string, fresh bool) ([]member, error) {
 	r.mu.Lock()
 	c, ok := r.members[group]
+	age := time.Since(c.at)
+	usable := ok && !fresh && age < maxStale
+	if usable && age >= memberTTL && !c.refreshing {
+		c.refreshing = true
+		r.members[group] = c
+		go func() {
+			if _, err := r.describeGroup(group); err != nil {
+				r.mu.Lock()
+				c := r.members[group]
+				c.refreshing = false
+				r.members[group] = c
+				r.mu.Unlock()
+			}
+		}()
+	}
 	r.mu.Unlock()
-	if ok && !fresh && time.Since(c.at) < time.Second {
+	if usable {
 		return c.members, nil
 	}
+	_ = ctx
+	return r.describeGroup(group)
+}
+
+// memberTTL is how old the cached members of a group may get before a
+// query refreshes them in the background; maxStale, before it waits for
+// the refresh.
+const (
+	memberTTL = time.Second
+	maxStale  = 10 * time.Second
+)
+
+// describeGroup asks the broker for group's members and caches them.
+func (r *Router) describeGroup(group string) ([]member, error) {
 	admin, err := r.admin()
 	if err != nil {
 		return nil, err
@@ -219,7 +252,6 @@ func (r *Router) groupMembers(ctx context.Context, group string, fresh bool) ([]
 	r.mu.Lock()
 	r.members[group] = memberCache{at: time.Now(), members: ms}
 	r.mu.Unlock()
-	_ = ctx
 	return ms, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -169,6 +170,7 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 	outs := make([]Output, 0, len(msgs))
 	items := make([]item, 0, len(msgs))
 	for i, m := range msgs {
+		yieldEvery(i)
 		rec := toRecord(m)
 		if c.Registry != nil {
 			data, err := c.decode(m.Value)
@@ -223,7 +225,8 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 // applied goes to the DLQ and no further.
 func (c *Chain) tables(bs *batchState, msgs []*sarama.ConsumerMessage, items []item, outs []Output) ([]item, []Output) {
 	kept := items[:0]
-	for _, it := range items {
+	for i, it := range items {
+		yieldEvery(i)
 		var more []Output
 		var err error
 		if bs.t.Repartitioned != nil {
@@ -449,5 +452,20 @@ func toRecord(m *sarama.ConsumerMessage) sdk.Record {
 	return sdk.Record{
 		Key: m.Key, Value: m.Value, Headers: hs,
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Timestamp: m.Timestamp,
+	}
+}
+
+// yieldInterval is how many records a batch's loops go through between
+// two scheduling points. A batch takes milliseconds of CPU, and while a
+// goroutine runs, its processor neither runs its timers nor lets the
+// goroutine they wake run next: a query that arrived meanwhile waits for
+// the whole batch. At every yieldInterval records the loop lets it go
+// first.
+const yieldInterval = 32
+
+// yieldEvery yields the processor at every yieldInterval-th i.
+func yieldEvery(i int) {
+	if i%yieldInterval == yieldInterval-1 {
+		runtime.Gosched()
 	}
 }

@@ -1,0 +1,162 @@
+// Command querier is the query client of the engine's query benchmark
+// (the "queries" scenario of BenchmarkScenarios): it asks an engine for
+// the status of random transactions among those processed so far, one
+// query at a time, and writes how long each answer took.
+//
+// An answer names the instance that served it; the querier keeps the
+// times of the answers the queried instance served itself apart from those
+// it forwarded to another instance (-follow names every instance, whose
+// progress counts).
+//
+// It runs as a process of its own, as a real client does, so that what it
+// measures is the engine's answer and not the scheduling of the
+// benchmark's process, which also runs the busy embedded broker. It reads
+// the engine's progress from GET /api/v1/stats (the sum of the counters
+// -progress prefixes) and queries keys among the first half of those
+// counted (-key is their format, numbered from 1). On SIGINT or SIGTERM it
+// writes its result as JSON to -out and exits.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Result is what the querier writes to -out.
+type Result struct {
+	// Local are the times of the answers with status 200 that the
+	// queried instance served itself, in nanoseconds; Forwarded, of those
+	// another instance served.
+	Local     []int64 `json:"local_ns"`
+	Forwarded []int64 `json:"forwarded_ns"`
+	// Other counts answers with another status; Errors, failed requests.
+	Other  int `json:"other"`
+	Errors int `json:"errors"`
+	// Nice is the querier's scheduling priority (its nice value); the
+	// benchmark starts it at -10 where it may.
+	Nice int `json:"nice"`
+}
+
+func main() {
+	api := flag.String("api", "", "the engine's base URL")
+	follow := flag.String("follow", "", "comma-separated base URLs of every instance whose counters count (default: -api)")
+	progress := flag.String("progress", "produced/processor/branch/", "the counters (a prefix) that count processed records")
+	key := flag.String("key", "tx-bench-%08d", "the format of the keys, numbered from 1")
+	out := flag.String("out", "", "where to write the result")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var done atomic.Int64
+	urls := strings.Split(*follow, ",")
+	if *follow == "" {
+		urls = []string{*api}
+	}
+	go followAll(ctx, urls, *progress, &done)
+	res := query(ctx, *api, *key, &done)
+	res.Nice = niceness()
+	b, err := json.Marshal(res)
+	if err == nil {
+		err = os.WriteFile(*out, b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "querier: %s\n", err)
+		os.Exit(1)
+	}
+}
+
+// followAll reads the instances' progress every 20 ms until ctx ends.
+func followAll(ctx context.Context, urls []string, prefix string, done *atomic.Int64) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	for ctx.Err() == nil {
+		var n int64
+		for _, u := range urls {
+			resp, err := client.Get(u + "/api/v1/stats")
+			if err != nil {
+				continue
+			}
+			var snap map[string]int64
+			if json.NewDecoder(resp.Body).Decode(&snap) == nil {
+				for k, v := range snap {
+					if strings.HasPrefix(k, prefix) {
+						n += v
+					}
+				}
+			}
+			resp.Body.Close()
+		}
+		done.Store(n)
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func query(ctx context.Context, api, key string, done *atomic.Int64) Result {
+	var res Result
+	client := &http.Client{Timeout: 5 * time.Second}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for ctx.Err() == nil {
+		n := done.Load()
+		if n < 1000 {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		url := api + "/api/v1/transactions/" + fmt.Sprintf(key, 1+rng.IntN(int(n/2))) + "/status"
+		start := time.Now()
+		resp, err := client.Get(url)
+		if err != nil {
+			res.Errors++
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		var body struct {
+			ServedBy string `json:"served_by"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		took := time.Since(start).Nanoseconds()
+		switch {
+		case resp.StatusCode != http.StatusOK || err != nil:
+			res.Other++
+		case body.ServedBy == api:
+			res.Local = append(res.Local, took)
+		default:
+			res.Forwarded = append(res.Forwarded, took)
+		}
+	}
+	return res
+}
+
+// niceness returns the process's nice value (field 19 of /proc/self/stat),
+// or 0 when it cannot tell.
+func niceness() int {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 17 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[16])
+	return n
+}
