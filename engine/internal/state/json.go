@@ -41,6 +41,34 @@ func AppendRow(b []byte, row map[string]any) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// AppendFields appends the JSON object of rec's fields named in sorted
+// (sorted, without duplicates), a missing one as null: what AppendRow
+// writes for the row Def.Project makes of rec, without making it.
+func AppendFields(b []byte, rec map[string]any, sorted []string) ([]byte, error) {
+	b = append(b, '{')
+	for i, k := range sorted {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		var err error
+		if b, err = appendValue(b, rec[k]); err != nil {
+			return nil, fmt.Errorf("field %q: %w", k, err)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// SortedFields returns the fields a latest table keeps, sorted and without
+// duplicates, for AppendFields; nil when it keeps every field.
+func (d Def) SortedFields() []string {
+	if len(d.Fields) == 0 {
+		return nil
+	}
+	return slices.Compact(slices.Sorted(slices.Values(d.Fields)))
+}
+
 // appendValue appends v's JSON: the types records decode to directly, any
 // other through encoding/json.
 func appendValue(b []byte, v any) ([]byte, error) {

@@ -91,3 +91,39 @@ func FuzzAppendRow(f *testing.F) {
 		}
 	})
 }
+
+// AppendFields writes what encoding/json writes for the row Project makes
+// of the record: the fields the table keeps, sorted, missing ones null.
+func TestAppendFieldsMatchesProjectedRow(t *testing.T) {
+	at := time.Date(2026, 11, 26, 10, 11, 12, 345678900, time.UTC)
+	rec := map[string]any{"transaction_id": "tx-1", "client_id": "c-9", "status": "APPROVED", "amount_minor": int64(12345),
+		"currency": "EUR", "created_at": at, "note": "<&>", "ignored": []any{1}}
+	for _, tc := range []struct {
+		name   string
+		fields []string
+	}{
+		{"declared order", []string{"transaction_id", "status", "amount_minor", "currency", "created_at"}},
+		{"duplicates", []string{"status", "currency", "status"}},
+		{"missing field", []string{"status", "billed_at"}},
+		{"escaped", []string{"note"}},
+		{"one", []string{"client_id"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Def{Name: "t", Kind: Latest, Fields: tc.fields}
+			want, err := json.Marshal(d.Project(rec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := AppendFields([]byte("prefix:"), rec, d.SortedFields())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, append([]byte("prefix:"), want...)) {
+				t.Errorf("AppendFields\n got %s\nwant prefix:%s", got, want)
+			}
+		})
+	}
+	if f := (Def{Kind: Latest}).SortedFields(); f != nil {
+		t.Errorf("SortedFields of a table keeping every field = %v, want nil", f)
+	}
+}

@@ -28,8 +28,16 @@ type Tables struct {
 	mu     sync.Mutex
 	caches map[int32]*partCache
 
-	readsOnce sync.Once
-	readsOld  map[string]bool // latest tables whose replaced rows are read
+	infoOnce sync.Once
+	info     map[string]*tableInfo
+}
+
+// tableInfo is what the tables' batches use of each table, computed once.
+type tableInfo struct {
+	needsOld  bool     // see needsOld
+	changelog string   // its changelog topic
+	stage     string   // its outputs' stage name, for metrics
+	fields    []string // a latest table's fields, sorted (nil: all)
 }
 
 // partCache holds a partition's committed values, decoded, so hot keys
@@ -303,20 +311,36 @@ func addDeltas(deltas, more []state.Delta) []state.Delta {
 // needsOld reports whether a record's update of the latest table named
 // table needs the row it replaces: to compare versions, or for an
 // aggregate of it to subtract the old row's contribution. Without, the
-// store is not read and the partition cache does not keep its rows.
-func (t *Tables) needsOld(table string) bool {
-	t.readsOnce.Do(func() {
-		t.readsOld = map[string]bool{}
-		for _, d := range t.Defs {
+// store is not read, the partition cache does not keep its rows, and the
+// batch keeps the latest record of each key whole, to encode the table's
+// fields of it when it flushes.
+func (t *Tables) needsOld(table string) bool { return t.tableInfo(table).needsOld }
+
+// tableInfo returns the table's tableInfo (for a table not declared here,
+// one without changelog).
+func (t *Tables) tableInfo(table string) *tableInfo {
+	t.infoOnce.Do(func() {
+		t.info = map[string]*tableInfo{}
+		defs := t.Defs
+		if t.Repartitioned != nil {
+			defs = append(defs[:len(defs):len(defs)], *t.Repartitioned)
+		}
+		for _, d := range defs {
+			t.info[d.Name] = &tableInfo{changelog: d.Changelog(t.App), stage: "table:" + d.Name, fields: d.SortedFields()}
+		}
+		for _, d := range defs {
 			if d.Kind == state.Latest && d.Version != "" {
-				t.readsOld[d.Name] = true
+				t.info[d.Name].needsOld = true
 			}
-			if d.From != "" {
-				t.readsOld[d.From] = true
+			if i := t.info[d.From]; d.From != "" && i != nil {
+				i.needsOld = true
 			}
 		}
 	})
-	return t.readsOld[table]
+	if i := t.info[table]; i != nil {
+		return i
+	}
+	return &tableInfo{}
 }
 
 // plan computes a record's changes to every table without making them.
@@ -327,7 +351,8 @@ func (b *batchState) plan(rec map[string]any, key string, ts time.Time) ([]pendi
 	for _, d := range b.t.Defs {
 		if d.Kind == state.Latest {
 			if !b.t.needsOld(d.Name) {
-				out = append(out, pendingChange{def: d, row: d.Project(rec)})
+				// Kept whole; flush encodes the table's fields of it.
+				out = append(out, pendingChange{def: d, row: rec})
 				continue
 			}
 			old, err := b.row(d.Name, key)
@@ -421,30 +446,41 @@ func (b *batchState) flush() ([]Output, []StateWrite, error) {
 		}
 		outs = append(outs, Output{Topic: p.def.Repartition(b.t.App), Key: []byte(k.key), Value: v, Timestamp: p.ts, Stage: "table:" + k.table})
 	}
-	byTable := map[string]*StateWrite{}
+	byTable := map[string]int{} // index in writes
 	var writes []StateWrite
-	for _, k := range b.order {
-		var raw []byte
+	// The batch's values share one buffer (a value's slice stays valid
+	// when a later append moves the buffer).
+	buf := make([]byte, 0, 256*len(b.order))
+	for i, k := range b.order {
+		yieldEvery(i)
+		info := b.t.tableInfo(k.table)
+		start := len(buf)
 		var err error
 		if r, ok := b.latest[k.table][k.key]; ok {
-			raw, err = state.AppendRow(nil, r)
+			if info.fields != nil && !info.needsOld {
+				buf, err = state.AppendFields(buf, r, info.fields) // r is the whole record
+			} else {
+				buf, err = state.AppendRow(buf, r)
+			}
 		} else {
-			raw, err = b.aggs[k.table][k.key].AppendJSON(nil)
+			buf, err = b.aggs[k.table][k.key].AppendJSON(buf)
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("table %s: %w", k.table, err)
 		}
+		raw := buf[start:len(buf):len(buf)]
+		key := []byte(k.key)
 		outs = append(outs, Output{
-			Topic: b.t.App + "-" + k.table + "-changelog", Key: []byte(k.key), Value: raw,
-			Timestamp: b.lastTS, Stage: "table:" + k.table, Partition: b.partition, Pinned: true,
+			Topic: info.changelog, Key: key, Value: raw,
+			Timestamp: b.lastTS, Stage: info.stage, Partition: b.partition, Pinned: true,
 		})
-		w := byTable[k.table]
-		if w == nil {
+		j, ok := byTable[k.table]
+		if !ok {
+			j = len(writes)
 			writes = append(writes, StateWrite{Table: k.table, Partition: b.partition})
-			w = &writes[len(writes)-1]
-			byTable[k.table] = w
+			byTable[k.table] = j
 		}
-		w.Writes = append(w.Writes, state.Write{Key: []byte(k.key), Value: raw})
+		writes[j].Writes = append(writes[j].Writes, state.Write{Key: key, Value: raw})
 	}
 	return outs, writes, nil
 }

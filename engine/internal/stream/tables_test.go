@@ -169,3 +169,49 @@ func TestAddDeltas(t *testing.T) {
 		})
 	}
 }
+
+// A batch that updates several tables kept here writes every changed key
+// of each to the store. (The writes of the first table were once appended
+// through a pointer into a slice that the second table's entry had moved,
+// and the store lost them while the changelog had them.)
+func TestFlushWritesEveryTable(t *testing.T) {
+	status := state.Def{Name: "status", Kind: state.Latest, Fields: []string{"status", "id"}}
+	counts := state.Def{Name: "counts", Kind: state.Count}
+	tables := &Tables{App: "app", Store: openStore(t), Defs: []state.Def{status, counts}}
+	bs := newBatchState(tables, 0)
+	ts := time.Unix(1_700_000_000, 0)
+	const keys = 20
+	for i := range 3 * keys {
+		id := fmt.Sprintf("t%02d", i%keys)
+		if _, err := bs.update(map[string]any{"id": id, "status": fmt.Sprint("S", i), "extra": i}, []byte(id), ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outs, writes, err := bs.flush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 2*keys {
+		t.Errorf("%d changelog records, want %d", len(outs), 2*keys)
+	}
+	got := map[string]map[string]string{}
+	for _, w := range writes {
+		if got[w.Table] != nil {
+			t.Errorf("table %s has two StateWrites", w.Table)
+		}
+		got[w.Table] = map[string]string{}
+		for _, kv := range w.Writes {
+			got[w.Table][string(kv.Key)] = string(kv.Value)
+		}
+	}
+	for i := range keys {
+		id := fmt.Sprintf("t%02d", i)
+		// The last update of id was record 2*keys+i: status S<that>.
+		if want := fmt.Sprintf(`{"id":%q,"status":"S%d"}`, id, 2*keys+i); got["status"][id] != want {
+			t.Errorf("status %s = %q, want %q", id, got["status"][id], want)
+		}
+		if want := `{"count":3}`; got["counts"][id] != want {
+			t.Errorf("counts %s = %q, want %q", id, got["counts"][id], want)
+		}
+	}
+}
