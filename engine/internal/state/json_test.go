@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -125,5 +126,40 @@ func TestAppendFieldsMatchesProjectedRow(t *testing.T) {
 	}
 	if f := (Def{Kind: Latest}).SortedFields(); f != nil {
 		t.Errorf("SortedFields of a table keeping every field = %v, want nil", f)
+	}
+}
+
+// appendUTC writes what time.RFC3339Nano does, for times across the
+// years it takes, with and without fractions, trailing zeros trimmed.
+func TestAppendUTCMatchesRFC3339Nano(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	times := []time.Time{
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 11, 26, 10, 11, 12, 0, time.UTC),
+		time.Date(2026, 11, 26, 10, 11, 12, 100000000, time.UTC),
+		time.Date(2026, 11, 26, 10, 11, 12, 1, time.UTC),
+		time.UnixMilli(1_764_151_872_345).UTC(),
+		time.Date(2026, 1, 2, 3, 4, 5, 6000, time.FixedZone("zero offset", 0)),
+	}
+	const first, last = -62135596800, 253402300799 // 0001-01-01 and 9999-12-31T23:59:59, Unix seconds
+	for range 10_000 {
+		var nsec int64
+		switch rng.IntN(3) {
+		case 0:
+			nsec = rng.Int64N(1e9)
+		case 1:
+			nsec = rng.Int64N(1000) * 1e6 // milliseconds, as Avro's timestamp-millis
+		}
+		times = append(times, time.Unix(first+rng.Int64N(last-first+1), nsec).UTC())
+	}
+	for _, tm := range times {
+		if y := tm.Year(); y < 0 || y > 9999 {
+			continue
+		}
+		want := tm.Format(time.RFC3339Nano)
+		if got := string(appendUTC(nil, tm)); got != want {
+			t.Fatalf("appendUTC(%v) = %s, want %s", tm, got, want)
+		}
 	}
 }

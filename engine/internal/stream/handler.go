@@ -267,8 +267,17 @@ func (h *handler) barrier(sess sarama.ConsumerGroupSession, changelog string, p 
 	return msg.Offset, nil
 }
 
+// toProducerMessages returns the messages to produce outs. A batch's
+// messages, and the encoders of their keys and values, are allocated
+// together, a few allocations per batch rather than three per record.
 func toProducerMessages(outs []Output) []*sarama.ProducerMessage {
 	msgs := make([]*sarama.ProducerMessage, len(outs))
+	slab := make([]sarama.ProducerMessage, len(outs))
+	bytes := make([]byteEncoder, 0, 2*len(outs))
+	encoder := func(b []byte) sarama.Encoder {
+		bytes = append(bytes, byteEncoder{b})
+		return &bytes[len(bytes)-1]
+	}
 	for i, o := range outs {
 		var hs []sarama.RecordHeader
 		if len(o.Headers) > 0 {
@@ -277,13 +286,22 @@ func toProducerMessages(outs []Output) []*sarama.ProducerMessage {
 				hs[j] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
 			}
 		}
-		msgs[i] = &sarama.ProducerMessage{Topic: o.Topic, Value: sarama.ByteEncoder(o.Value), Headers: hs, Timestamp: o.Timestamp}
+		m := &slab[i]
+		*m = sarama.ProducerMessage{Topic: o.Topic, Value: encoder(o.Value), Headers: hs, Timestamp: o.Timestamp}
 		if o.Pinned {
-			msgs[i].Metadata = pinned(o.Partition)
+			m.Metadata = pinned(o.Partition)
 		}
 		if o.Key != nil {
-			msgs[i].Key = sarama.ByteEncoder(o.Key)
+			m.Key = encoder(o.Key)
 		}
+		msgs[i] = m
 	}
 	return msgs
 }
+
+// byteEncoder is sarama.ByteEncoder behind a pointer: converting a slice
+// to an interface allocates, pointing into a batch's slice of them does not.
+type byteEncoder struct{ b []byte }
+
+func (e *byteEncoder) Encode() ([]byte, error) { return e.b, nil }
+func (e *byteEncoder) Length() int             { return len(e.b) }
