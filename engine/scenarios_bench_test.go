@@ -48,13 +48,14 @@ import (
 //     second is warm-up and left out.
 //
 // Settings (environment): BENCH_N records per stream scenario (default
-// 300,000), BENCH_BILLING_N transactions per billing scenario (30,000),
-// BENCH_RATE (5,000), BENCH_LATENCY_SECONDS (20), BENCH_SCENARIOS a comma
-// list of the scenarios to run (ceiling, which always runs, branch,
-// status, tables, plugin, billing-sqlite, billing-mysql, queries),
-// BENCH_BILLING_DB sqlite or mysql, BENCH_WRITE=1, BENCH_NOTE a line for
-// BENCHMARKS.md, BENCH_LOG=1 to print the children's logs. Run it with
-// -benchtime 1x. CPU and RSS are read from /proc, so Linux only; elsewhere
+// 1,000,000), BENCH_RUNS throughput runs per stream scenario (3),
+// BENCH_BILLING_N transactions per billing scenario (30,000), BENCH_RATE
+// (5,000), BENCH_LATENCY_SECONDS (20), BENCH_SCENARIOS a comma list of the
+// scenarios to run (ceiling, which always runs, branch, status, tables,
+// plugin, billing-sqlite, billing-mysql, queries), BENCH_BILLING_DB sqlite
+// or mysql, BENCH_WRITE=1, BENCH_NOTE a line for BENCHMARKS.md, BENCH_LOG=1
+// to print the children's logs. Run it with -benchtime 1x. CPU and RSS are
+// read from /proc, so Linux only; elsewhere
 // those columns say n/a.
 func BenchmarkScenarios(b *testing.B) {
 	s := scnSettingsFromEnv(b)
@@ -65,9 +66,10 @@ func BenchmarkScenarios(b *testing.B) {
 			if sc.key != bench.KeyCeiling && !s.wants(sc.key) {
 				continue
 			}
-			row := sc.run(b, s, sc)
-			b.Logf("%s: %s", sc.key, row.Summary())
-			rep.Rows = append(rep.Rows, row)
+			for _, row := range sc.run(b, s, sc) {
+				b.Logf("%s: %s", row.Key, row.Summary())
+				rep.Rows = append(rep.Rows, row)
+			}
 		}
 		b.Log("\n" + rep.Table())
 		if w := rep.Warning(); w != "" {
@@ -92,6 +94,7 @@ func BenchmarkScenarios(b *testing.B) {
 // scnSettings are the benchmark's settings; see BenchmarkScenarios.
 type scnSettings struct {
 	n, billingN, rate int
+	runs              int // throughput runs per stream scenario
 	latency           time.Duration
 	only              map[string]bool // nil: every scenario
 	billingDB         string          // "": both dialects
@@ -101,14 +104,19 @@ const (
 	scnDefaultRate    = 5_000
 	scnDefaultLatency = 20 * time.Second
 	scnDefaultBilling = 30_000
+	scnDefaultRuns    = 3
+	scnDefaultN       = 1_000_000
 )
 
 func scnSettingsFromEnv(b *testing.B) scnSettings {
-	s := scnSettings{n: benchRecords, billingN: scnDefaultBilling, rate: scnDefaultRate, latency: scnDefaultLatency,
+	s := scnSettings{n: scnDefaultN, billingN: scnDefaultBilling, rate: scnDefaultRate, latency: scnDefaultLatency, runs: scnDefaultRuns,
 		billingDB: os.Getenv("BENCH_BILLING_DB")}
 	s.n = envInt(b, "BENCH_N", s.n)
 	s.billingN = envInt(b, "BENCH_BILLING_N", s.billingN)
 	s.rate = envInt(b, "BENCH_RATE", s.rate)
+	if s.runs = envInt(b, "BENCH_RUNS", s.runs); s.runs < 1 {
+		b.Fatalf("BENCH_RUNS=%d: want at least 1", s.runs)
+	}
 	if v := os.Getenv("BENCH_LATENCY_SECONDS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 2 {
@@ -137,8 +145,8 @@ func (s scnSettings) wants(key string) bool {
 
 // setup is the sentence on the records and rates, for BENCHMARKS.md.
 func (s scnSettings) setup() string {
-	return fmt.Sprintf("%s transactions per stream scenario, %s per billing scenario; latency phase %.0f s per scenario at %s/s, or half the scenario's throughput when that is lower",
-		bench.Thousands(int64(s.n)), bench.Thousands(int64(s.billingN)), s.latency.Seconds(), bench.Thousands(int64(s.rate)))
+	return fmt.Sprintf("%s transactions per stream scenario, records/s the median of %d runs; %s per billing scenario; latency phase %.0f s per scenario at %s/s, or half the scenario's throughput when that is lower",
+		bench.Thousands(int64(s.n)), s.runs, bench.Thousands(int64(s.billingN)), s.latency.Seconds(), bench.Thousands(int64(s.rate)))
 }
 
 // draft says which settings differ from the defaults, or "".
@@ -148,9 +156,10 @@ func (s scnSettings) draft() string {
 		name      string
 		got, want int
 	}{
-		{"BENCH_N", s.n, benchRecords},
+		{"BENCH_N", s.n, scnDefaultN},
 		{"BENCH_BILLING_N", s.billingN, scnDefaultBilling},
 		{"BENCH_RATE", s.rate, scnDefaultRate},
+		{"BENCH_RUNS", s.runs, scnDefaultRuns},
 		{"BENCH_LATENCY_SECONDS", int(s.latency.Seconds()), int(scnDefaultLatency.Seconds())},
 	} {
 		if d.got != d.want {
@@ -187,7 +196,7 @@ type scnScenario struct {
 	follow [][2]string
 	sinks  []string // the topics the latency phase reads
 	plugin string   // a plugin's main package, served from BILLING_PLUGIN_DIR under its base name
-	run    func(*testing.B, scnSettings, scnScenario) bench.Row
+	run    func(*testing.B, scnSettings, scnScenario) []bench.Row
 }
 
 var scnBranchSinks = []string{"transactions.approved", "transactions.declined", "transactions.refunded", "transactions.billed"}
@@ -220,49 +229,69 @@ func scnAll() []scnScenario {
 		{key: "queries", name: "status queries while the status pipeline consumes (1 client; latency = query)",
 			file: "engine/testdata/bench/status.yaml", app: "bench-queries", first: "consumed/processor",
 			done: []string{"produced/processor/branch/"}, run: scnRunQueries},
+		{key: bench.KeyQueries2, name: "status queries, two instances of one core each",
+			file: "engine/testdata/bench/status.yaml", app: "bench-queries-2", first: "consumed/processor",
+			done: []string{"produced/processor/branch/"}, run: scnRunQueries2},
 	}
 }
 
 // scnRunStream runs a stream scenario: the ceiling or an engine pipeline
-// over BENCH_N transactions.
-func scnRunStream(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
-	br := enginetest.StartBroker(b)
-	defer br.Close()
-	produceBench(b, br.Addr(), s.n)
-	var p *bench.Child
-	if sc.file == "" {
-		p = scnStartCeiling(b, br.Addr(), sc.app)
-	} else {
-		vars := map[string]string{}
-		if sc.plugin != "" {
-			vars["BILLING_PLUGIN_DIR"] = scnPluginDir(b, sc.plugin)
-		}
-		p = scnStartEngine(b, br.Addr(), sc, vars)
-	}
-	var caughtUp func() bool
-	if len(sc.follow) > 0 {
-		caughtUp = func() bool {
-			snap, err := p.Stats()
-			if err != nil {
-				return false
+// over BENCH_N transactions. The throughput phase runs BENCH_RUNS times,
+// each on a fresh broker and process, and the row takes the median run's
+// records/s and CPU (a single run of a few seconds on a 2-core machine
+// varies by 15% and more); the latency phase runs once, on the last.
+func scnRunStream(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
+	var runs []bench.Throughput
+	for i := range s.runs {
+		br := enginetest.StartBroker(b)
+		produceBench(b, br.Addr(), s.n)
+		var p *bench.Child
+		if sc.file == "" {
+			p = scnStartCeiling(b, br.Addr(), sc.app)
+		} else {
+			vars := map[string]string{}
+			if sc.plugin != "" {
+				vars["BILLING_PLUGIN_DIR"] = scnPluginDir(b, sc.plugin)
 			}
-			for _, f := range sc.follow {
-				if produced := bench.Sum(snap, f[1]); produced == 0 || bench.Sum(snap, f[0]) < produced {
+			p = scnStartEngine(b, br.Addr(), sc, vars)
+		}
+		var caughtUp func() bool
+		if len(sc.follow) > 0 {
+			caughtUp = func() bool {
+				snap, err := p.Stats()
+				if err != nil {
 					return false
 				}
+				for _, f := range sc.follow {
+					if produced := bench.Sum(snap, f[1]); produced == 0 || bench.Sum(snap, f[0]) < produced {
+						return false
+					}
+				}
+				return true
 			}
-			return true
 		}
+		runs = append(runs, p.Throughput(b, sc.first, sc.done, s.n, nil, caughtUp))
+		if i < s.runs-1 {
+			p.Stop(b)
+			br.Close()
+			continue
+		}
+		thr := bench.MedianRun(runs)
+		rate := s.latencyRate(thr.Rate)
+		lat := bench.MeasureLatency(b, br.Addr(), "transactions", sc.sinks, rate, scnTxRecords(b, rate, s.latency))
+		row := scnFinish(b, sc, p, thr, lat, s.n)
+		for _, r := range runs {
+			row.Runs = append(row.Runs, r.Rate)
+		}
+		br.Close()
+		return []bench.Row{row}
 	}
-	thr := p.Throughput(b, sc.first, sc.done, s.n, nil, caughtUp)
-	rate := s.latencyRate(thr.Rate)
-	lat := bench.MeasureLatency(b, br.Addr(), "transactions", sc.sinks, rate, scnTxRecords(b, rate, s.latency))
-	return scnFinish(b, sc, p, thr, lat, s.n)
+	panic("unreachable: BENCH_RUNS is at least 1")
 }
 
 // scnRunQueries measures status queries on the API of one instance while it
 // consumes BENCH_N transactions into its status table.
-func scnRunQueries(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
+func scnRunQueries(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 	br := enginetest.StartBroker(b)
 	defer br.Close()
 	produceBench(b, br.Addr(), s.n)
@@ -276,7 +305,94 @@ func scnRunQueries(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
 	lat := bench.Percentiles(res.local)
 	lat.At = "queries, back to back"
 	b.Logf("queries: %d answered, %d not 200, %d errors; the client ran at nice %d", len(res.local), res.other, res.errors, res.nice)
-	return scnFinish(b, sc, p, thr, lat, s.n)
+	return []bench.Row{scnFinish(b, sc, p, thr, lat, s.n)}
+}
+
+// scnRunQueries2 measures status queries to one of two instances sharing
+// the application while they consume BENCH_N transactions: the queried
+// instance answers the keys of its own partitions and forwards the others
+// to their owner. The two share the 2 cores of the reference machine as
+// two instances given one core each would (GOMAXPROCS=1, which a CPU
+// limit of 1 sets): with two processors each, four threads take turns on
+// two cores, and a query waits whenever the thread holding it is off its
+// core. Two rows: the answers served locally, and those forwarded; their
+// records/s is the two instances' together.
+func scnRunQueries2(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
+	br := enginetest.StartBroker(b)
+	defer br.Close()
+	produceBench(b, br.Addr(), s.n)
+	var instances []*bench.Child
+	var apis []string
+	for range 2 {
+		p := scnStartEngine(b, br.Addr(), sc, map[string]string{"GOMAXPROCS": "1"})
+		instances, apis = append(instances, p), append(apis, p.API())
+	}
+	// The clock starts once both consume: before, the first one has
+	// every partition while the group forms.
+	for _, p := range instances {
+		p.WaitFor(b, 2*time.Minute, func(snap map[string]int64) bool { return snap[sc.first] > 0 })
+	}
+	q := scnStartQuerier(b, apis[0], apis, sc.done[0])
+	start := time.Now()
+	var cpu0 []map[int]time.Duration
+	for _, p := range instances {
+		c, _ := bench.TreeCPU(p.Pid())
+		cpu0 = append(cpu0, c)
+	}
+	deadline := start.Add(10 * time.Minute)
+	for {
+		var n int64
+		for _, p := range instances {
+			if snap, err := p.Stats(); err == nil {
+				n += bench.Sum(snap, sc.done[0])
+			}
+		}
+		if n >= int64(s.n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: %d of %d records branched after 10m", sc.key, n, s.n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	thr := bench.Throughput{Rate: float64(s.n) / elapsed.Seconds()}
+	var rss int64
+	for i, p := range instances {
+		c, err := bench.TreeCPU(p.Pid())
+		if err == nil {
+			thr.CPU += bench.CPUSince(cpu0[i], c)
+		}
+		r, _ := bench.PeakRSS(p.Pid())
+		rss += r
+	}
+	res := q.stop(b)
+	for _, p := range instances {
+		p.Stop(b)
+	}
+	b.Logf("%s: %d answered locally, %d forwarded, %d not 200, %d errors; the client ran at nice %d",
+		sc.key, len(res.local), len(res.forwarded), res.other, res.errors, res.nice)
+	batching, err := bench.Batching(filepath.Join(enginetest.RepoRoot(b), sc.file))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rows []bench.Row
+	for _, part := range []struct {
+		key, name string
+		took      []time.Duration
+	}{
+		{bench.KeyQueries2Local, sc.name + ": answered by the instance asked", res.local},
+		{bench.KeyQueries2Forwarded, sc.name + ": forwarded to the other", res.forwarded},
+	} {
+		if len(part.took) == 0 {
+			b.Fatalf("%s: no answer", part.key)
+		}
+		lat := bench.Percentiles(part.took)
+		lat.At = "queries, back to back"
+		rows = append(rows, bench.Row{Key: part.key, Name: part.name, Rate: thr.Rate, Records: s.n, CPU: thr.CPU, RSSKiB: rss,
+			Latency: lat, File: sc.file, Batching: batching})
+	}
+	return rows
 }
 
 // scnQuerier is the query client of the query benchmarks: a process of its
@@ -339,11 +455,11 @@ func (q *scnQuerier) stop(b *testing.B) scnQueries {
 
 // scnRunBilling runs pipelines/billing.yaml whole with its plugins, on the
 // dialect of the scenario, as BenchmarkBilling does.
-func scnRunBilling(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
+func scnRunBilling(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 	d := store.Dialect(strings.TrimPrefix(sc.key, "billing-"))
 	if d == store.MySQL {
 		if why := scnMySQLUnreachable(); why != "" {
-			return bench.Row{Key: sc.key, Name: sc.name, Skipped: why}
+			return []bench.Row{{Key: sc.key, Name: sc.name, Skipped: why}}
 		}
 	}
 	br := enginetest.StartBroker(b)
@@ -374,7 +490,7 @@ func scnRunBilling(b *testing.B, s scnSettings, sc scnScenario) bench.Row {
 	}
 	rate := s.latencyRate(thr.Rate)
 	lat := bench.MeasureLatency(b, br.Addr(), "transactions", sc.sinks, rate, scnApprovedRecords(b, rate, s.latency, 50))
-	return scnFinish(b, sc, p, thr, lat, n)
+	return []bench.Row{scnFinish(b, sc, p, thr, lat, n)}
 }
 
 // scnMySQLUnreachable says why the MySQL scenario cannot run, or "" when

@@ -132,11 +132,18 @@ func TestReportMarkdown(t *testing.T) {
 		Draft:   "settings other than the defaults (BENCH_N=20000)",
 		Rows: []Row{
 			{Key: KeyCeiling, Name: "ceiling", Rate: 580_375, Records: 300_000, CPU: 900 * ms, RSSKiB: 40 << 10, Latency: lat(2*ms, 6*ms, 9*ms, 5_000), File: "engine/internal/bench/ceiling", Batching: "sarama async producer, flush every 1 ms or 1 MiB"},
+			{Key: KeyStatus, Name: "status", Rate: 200_100, Runs: []float64{210_000, 200_100, 185_500}, Records: 300_000, CPU: 2500 * ms, RSSKiB: 90 << 10, Latency: lat(9*ms, 20*ms, 30*ms, 5_000), File: "engine/testdata/bench/status.yaml", Batching: "processor max_batch 500, max_wait 5ms"},
 			{Key: KeyBranch, Name: "branch", Rate: 328_500, Records: 300_000, CPU: 2100 * ms, RSSKiB: 80 << 10, Latency: lat(9*ms, 31*ms, 48*ms, 5_000), File: "engine/testdata/bench/branch.yaml", Batching: "processor max_batch 500, max_wait 5ms"},
 			{Key: KeyTables, Name: "tables", Rate: 27_673, Records: 300_000, CPU: -1, Latency: lat(30*ms, 90*ms, 200*ms, 5_000), File: "engine/testdata/bench/tables.yaml", Batching: "processor max_batch 500, max_wait 5ms"},
 			{Key: KeyBillingMySQL, Name: "billing, MariaDB", Skipped: "MariaDB not reachable at 127.0.0.1:3306"},
 			{Key: "queries", Name: "queries", Rate: 80_000, Records: 300_000, CPU: 3 * time.Second, RSSKiB: 100 << 10,
 				Latency: Latency{P50: 40 * time.Microsecond, P99: 8200 * time.Microsecond, P999: 20 * ms, Samples: 5000, At: "queries"},
+				File:    "engine/testdata/bench/status.yaml", Batching: "processor max_batch 500, max_wait 5ms"},
+			{Key: KeyQueries2Local, Name: "queries, local", Rate: 90_000, Records: 300_000, CPU: 3 * time.Second, RSSKiB: 200 << 10,
+				Latency: Latency{P50: 170 * time.Microsecond, P99: 1900 * time.Microsecond, P999: 9 * ms, Samples: 5000, At: "queries"},
+				File:    "engine/testdata/bench/status.yaml", Batching: "processor max_batch 500, max_wait 5ms"},
+			{Key: KeyQueries2Forwarded, Name: "queries, forwarded", Rate: 90_000, Records: 300_000, CPU: 3 * time.Second, RSSKiB: 200 << 10,
+				Latency: Latency{P50: 480 * time.Microsecond, P99: 12 * ms, P999: 20 * ms, Samples: 5000, At: "queries"},
 				File:    "engine/testdata/bench/status.yaml", Batching: "processor max_batch 500, max_wait 5ms"},
 		},
 	}

@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,6 +176,14 @@ func (c *Child) Throughput(tb testing.TB, first string, done []string, n int, pr
 		t.CPU = CPUSince(cpu0, cpu1)
 	}
 	return t
+}
+
+// MedianRun returns the run of median records/s (of an even count, the
+// slower of the middle two).
+func MedianRun(runs []Throughput) Throughput {
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b Throughput) int { return cmp.Compare(a.Rate, b.Rate) })
+	return sorted[(len(sorted)-1)/2]
 }
 
 // Sum returns the counter key of snap or, for a key ending in "/", the sum

@@ -12,7 +12,10 @@ batching; no decoding, no transactions, offsets auto-committed.
 - **records/s**: from the first record the child consumed until every
   record was committed on its way out, read from the child's
   ` + "`/api/v1/stats`" + ` every 5 ms (the engine counts a batch once its transaction
-  commits). Billing: until the database holds every transaction BILLED and
+  commits). A stream scenario's throughput phase runs several times (listed
+  below), each on a fresh broker and child, and the table has the median
+  run (its records/s and CPU): one run of a few seconds on two cores varies
+  by 15% and more. Billing: until the database holds every transaction BILLED and
   the emails-sent log every email (transactions/s). **Ratio**: over the
   ceiling's records/s.
 - **CPU s per 100k records**: the user and system CPU time of the child
@@ -33,10 +36,17 @@ batching; no decoding, no transactions, offsets auto-committed.
   max_batch records or after max_wait (listed below), so batching and the
   commit are most of it; the pipeline files are as a user would run them.
 - **Status queries**: one client asks back to back for the status of
-  random transactions already processed (` + "`GET /api/v1/transactions/{id}/status`" + `,
-  answered locally by the one instance) while the status pipeline
-  consumes the records at full speed; the latency columns are the query's
-  round trip, the other columns the pipeline's.
+  random transactions already processed (` + "`GET /api/v1/transactions/{id}/status`" + `)
+  while the status pipeline consumes the records at full speed; the
+  latency columns are the query's round trip, the other columns the
+  pipeline's. The client (` + "`engine/internal/bench/querier`" + `) is a process of its
+  own, as a real client is, started at nice -10 where the system allows
+  (root or CAP_SYS_NICE): the engine and the broker keep both cores busy,
+  and a client at their priority would wait for a core to read each answer.
+  ` + "`queries`" + ` asks the one instance; ` + "`queries-2`" + ` runs two instances of the application,
+  one core each (GOMAXPROCS=1), and asks one of them, which answers the
+  keys of its partitions itself and forwards the others to their owner
+  (one row each; records/s and CPU are the two instances' together).
 
 Every process shares the machine's cores: the broker and the load
 generator run beside the child.
