@@ -38,8 +38,10 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Logf("status table=%.0f rec/s", status)
 			return
 		}
-		tables := benchEngine(b, br.Addr(), "engine/testdata/bench/tables.yaml", "bench-tables", benchRecords,
-			[]string{"consumed/processor.client_totals", "consumed/processor.client_daily"})
+		tables := benchEngine(b, br.Addr(), "engine/testdata/bench/tables.yaml", "bench-tables", benchRecords, [][2]string{
+			{"consumed/processor.client_totals", "produced/processor/table:client_totals/"},
+			{"consumed/processor.client_daily", "produced/processor/table:client_daily/"},
+		})
 		b.ReportMetric(ceiling, "ceiling_rec/s")
 		b.ReportMetric(branch, "branch_rec/s")
 		b.ReportMetric(branch/ceiling, "branch_ratio")
@@ -164,15 +166,15 @@ func (p passThrough) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Consum
 // benchEngine runs the pipeline file (relative to the repository) as a
 // fresh application over the records on addr, and returns records/s from
 // the first record consumed until every record left the branch stage and
-// each counter in also has reached n.
-func benchEngine(b *testing.B, addr, file, app string, n int, also []string) float64 {
+// the consumers in follow caught up (see finished).
+func benchEngine(b *testing.B, addr, file, app string, n int, follow [][2]string) float64 {
 	b.Helper()
-	return benchEngineAt(b, addr, filepath.Join(enginetest.RepoRoot(b), file), app, n, also)
+	return benchEngineAt(b, addr, filepath.Join(enginetest.RepoRoot(b), file), app, n, follow)
 }
 
 // benchEngineAt is benchEngine for the pipeline file at path, with the
 // in-process plugins opts register besides the branch router.
-func benchEngineAt(b *testing.B, addr, path, app string, n int, also []string, opts ...engine.Option) float64 {
+func benchEngineAt(b *testing.B, addr, path, app string, n int, follow [][2]string, opts ...engine.Option) float64 {
 	b.Helper()
 	file := filepath.Base(path)
 	vars := map[string]string{
@@ -191,7 +193,7 @@ func benchEngineAt(b *testing.B, addr, path, app string, n int, also []string, o
 	deadline := time.After(5 * time.Minute)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for !finished(e, n, also) {
+	for !finished(e, n, follow) {
 		select {
 		case <-tick.C:
 			if os.Getenv("BENCH_LOG") != "" {
@@ -231,13 +233,23 @@ func runUntilConsuming(b *testing.B, e *engine.Engine) (cancel func(), done <-ch
 	return cancel, ch
 }
 
-func finished(e *engine.Engine, n int, also []string) bool {
+// finished reports whether the processor branched n records and each
+// consumer of an internal topic in follow ({consumer counter, producer
+// counter prefix}: an aggregate's repartition records, combined per group
+// and batch, so fewer than n) caught up with what was produced to it.
+func finished(e *engine.Engine, n int, follow [][2]string) bool {
 	if branched(e) < int64(n) {
 		return false
 	}
 	snap := e.Stats().Snapshot()
-	for _, k := range also {
-		if snap[k] < int64(n) {
+	for _, f := range follow {
+		var produced int64
+		for k, v := range snap {
+			if strings.HasPrefix(k, f[1]) {
+				produced += v
+			}
+		}
+		if produced == 0 || snap[f[0]] < produced {
 			return false
 		}
 	}

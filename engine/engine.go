@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/IBM/sarama"
-	"github.com/billing-engine/billing/engine/internal/pollnet"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -13,11 +11,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/internal/billing"
 	"github.com/billing-engine/billing/engine/internal/embedded"
 	"github.com/billing-engine/billing/engine/internal/metrics"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
+	"github.com/billing-engine/billing/engine/internal/pollnet"
 	"github.com/billing-engine/billing/engine/internal/query"
 	"github.com/billing-engine/billing/engine/internal/state"
 	"github.com/billing-engine/billing/engine/internal/stream"

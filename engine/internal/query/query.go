@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/billing-engine/billing/engine/internal/pollnet"
 	"io"
 	"net/http"
 	"net/url"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/billing-engine/billing/engine/internal/pollnet"
 	"github.com/billing-engine/billing/engine/internal/state"
 	"github.com/billing-engine/billing/engine/internal/stream"
 )
