@@ -119,6 +119,16 @@ func checkDeadlineErr(t *testing.T, err error) {
 	}
 }
 
+// checkTimedOut checks that r failed with a deadline error, and not
+// before deadline.
+func checkTimedOut(t *testing.T, r readResult, deadline time.Time) {
+	t.Helper()
+	checkDeadlineErr(t, r.err)
+	if r.at.Before(deadline) {
+		t.Errorf("Read returned %v before its deadline", deadline.Sub(r.at))
+	}
+}
+
 // writeAndRead writes msg on peer and checks that the next Read on c,
 // with no deadline set, returns it.
 func writeAndRead(t *testing.T, c net.Conn, peer net.Conn, msg string) {
@@ -259,10 +269,7 @@ func TestReadDeadline(t *testing.T) {
 			if r.data != "" {
 				t.Fatalf("Read returned %q with no data sent", r.data)
 			}
-			checkDeadlineErr(t, r.err)
-			if r.at.Before(deadline) {
-				t.Errorf("Read returned %v before its deadline", deadline.Sub(r.at))
-			}
+			checkTimedOut(t, r, deadline)
 
 			// The connection still works once the deadline is cleared.
 			if err := c.SetReadDeadline(time.Time{}); err != nil {
@@ -304,11 +311,7 @@ func TestSetReadDeadlineInterruptsRead(t *testing.T) {
 			if err := c.SetReadDeadline(deadline); err != nil {
 				t.Fatal(err)
 			}
-			r := await(t, ch, "Read interrupted by SetReadDeadline")
-			checkDeadlineErr(t, r.err)
-			if r.at.Before(deadline) {
-				t.Errorf("Read returned %v before its deadline", deadline.Sub(r.at))
-			}
+			checkTimedOut(t, await(t, ch, "Read interrupted by SetReadDeadline"), deadline)
 
 			if err := c.SetReadDeadline(time.Time{}); err != nil {
 				t.Fatal(err)
