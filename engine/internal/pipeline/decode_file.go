@@ -42,6 +42,7 @@ func (d *decoder) kafkaFields(k *Kafka) map[string]field {
 		"replication_factor": integer(d, &k.ReplicationFactor),
 		"version":            d.str(&k.Version),
 		"client_id":          d.str(&k.ClientID),
+		"compression":        d.str(&k.Compression),
 		"sasl": d.section(nil, map[string]field{
 			"mechanism": d.str(&k.SASL.Mechanism),
 			"user":      d.str(&k.SASL.User),

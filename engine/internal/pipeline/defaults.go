@@ -16,14 +16,16 @@ const (
 	DefaultEmbeddedListen    = "127.0.0.1:9092"
 	DefaultPartitions        = 8
 	DefaultReplicationFactor = 1
-	DefaultHTTPListen        = "127.0.0.1:8080"
-	DefaultDSN               = "embedded"
-	DefaultEmailFrom         = "billing@localhost"
-	DefaultPluginTimeout     = 30 * time.Second
-	DefaultMaxBatch          = 500
-	DefaultMaxWait           = 5 * time.Millisecond
-	DefaultRetries           = 3
-	DefaultBackoff           = 100 * time.Millisecond
+	// DefaultCompression is the compression of produced records.
+	DefaultCompression   = "lz4"
+	DefaultHTTPListen    = "127.0.0.1:8080"
+	DefaultDSN           = "embedded"
+	DefaultEmailFrom     = "billing@localhost"
+	DefaultPluginTimeout = 30 * time.Second
+	DefaultMaxBatch      = 500
+	DefaultMaxWait       = 5 * time.Millisecond
+	DefaultRetries       = 3
+	DefaultBackoff       = 100 * time.Millisecond
 	// BuiltinBranch is the in-process predicate router, always available.
 	BuiltinBranch = "branch"
 )
@@ -90,6 +92,7 @@ func (f *File) kafkaDefaults() {
 		k.ReplicationFactor = DefaultReplicationFactor
 	}
 	k.ClientID = orDefault(k.ClientID, f.ApplicationID)
+	k.Compression = orDefault(k.Compression, DefaultCompression)
 	tls := map[string]*string{
 		"kafka.tls.ca_file":   &k.TLS.CAFile,
 		"kafka.tls.cert_file": &k.TLS.CertFile,

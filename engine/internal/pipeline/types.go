@@ -81,6 +81,9 @@ type Kafka struct {
 	Version string
 	// ClientID is sent to the brokers. Default the application id.
 	ClientID string
+	// Compression of the records the engine produces: none, gzip,
+	// snappy, lz4 or zstd. Default lz4.
+	Compression string
 	// SASL authentication; zero Mechanism disables it.
 	SASL SASL
 	// TLS settings; Enabled false disables TLS.

@@ -8,6 +8,9 @@ import (
 	"slices"
 )
 
+// Compressions are the values of kafka.compression.
+var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
 // kafka checks the cluster settings.
 func (v *validator) kafka() {
 	k := v.f.Kafka
@@ -20,6 +23,9 @@ func (v *validator) kafka() {
 	}
 	if k.Version != "" && !kafkaVersion.MatchString(k.Version) {
 		v.errorf("kafka.version", "kafka.version: want a Kafka version such as \"3.6.0\", got %q", k.Version)
+	}
+	if k.Compression != "" && !slices.Contains(Compressions, k.Compression) {
+		v.errorf("kafka.compression", "kafka.compression: want none, gzip, snappy, lz4 or zstd, got %q", k.Compression)
 	}
 	switch k.SASL.Mechanism {
 	case "":

@@ -74,7 +74,14 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	cfg.Producer.Transaction.Timeout = 10 * time.Second
 	cfg.Producer.Transaction.Retry.Max = 200
 	cfg.Producer.Flush.Bytes = 1 << 20
-	cfg.Producer.Compression = sarama.CompressionLZ4
+	compression, ok := map[string]sarama.CompressionCodec{
+		"": sarama.CompressionLZ4, "none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP,
+		"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
+	}[k.Compression]
+	if !ok {
+		return nil, fmt.Errorf("%w: compression %q", ErrKafkaConfig, k.Compression)
+	}
+	cfg.Producer.Compression = compression
 	cfg.Producer.Partitioner = NewPartitioner
 	cfg.Net.MaxOpenRequests = 1
 	if err := applySASL(cfg, k.SASL); err != nil {
