@@ -129,6 +129,16 @@ func checkTimedOut(t *testing.T, r readResult, deadline time.Time) {
 	}
 }
 
+// clearAndRead clears c's read deadline and checks that c reads msg
+// written on peer.
+func clearAndRead(t *testing.T, c, peer net.Conn, msg string) {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	writeAndRead(t, c, peer, msg)
+}
+
 // writeAndRead writes msg on peer and checks that the next Read on c,
 // with no deadline set, returns it.
 func writeAndRead(t *testing.T, c net.Conn, peer net.Conn, msg string) {
@@ -272,10 +282,7 @@ func TestReadDeadline(t *testing.T) {
 			checkTimedOut(t, r, deadline)
 
 			// The connection still works once the deadline is cleared.
-			if err := c.SetReadDeadline(time.Time{}); err != nil {
-				t.Fatal(err)
-			}
-			writeAndRead(t, c, peer, "after deadline")
+			clearAndRead(t, c, peer, "after deadline")
 		})
 	}
 }
@@ -313,10 +320,7 @@ func TestSetReadDeadlineInterruptsRead(t *testing.T) {
 			}
 			checkTimedOut(t, await(t, ch, "Read interrupted by SetReadDeadline"), deadline)
 
-			if err := c.SetReadDeadline(time.Time{}); err != nil {
-				t.Fatal(err)
-			}
-			writeAndRead(t, c, peer, "after interrupt")
+			clearAndRead(t, c, peer, "after interrupt")
 		})
 	}
 }
