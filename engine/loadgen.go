@@ -15,6 +15,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/billing-engine/billing/engine/avro"
+	"github.com/billing-engine/billing/engine/internal/stream"
 )
 
 // LoadgenConfig configures Loadgen.
@@ -82,6 +83,10 @@ func Loadgen(ctx context.Context, cfg LoadgenConfig) (int, error) {
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Flush.Frequency = time.Millisecond
 	sc.Version = sarama.V3_6_0_0
+	// The engine's partitioner (murmur2, as Java clients): a transaction's
+	// later versions, which the engine produces, go to the partition its
+	// first went to, so its status table row is one row.
+	sc.Producer.Partitioner = stream.NewPartitioner
 	prod, err := sarama.NewAsyncProducer(cfg.Brokers, sc)
 	if err != nil {
 		return 0, fmt.Errorf("engine: loadgen: producer: %w", err)

@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/billing-engine/billing/engine"
 	"github.com/billing-engine/billing/engine/enginetest"
+	"github.com/billing-engine/billing/engine/internal/stream"
 )
 
 // Loadgen with an API creates the clients its transactions name, once:
@@ -55,5 +57,30 @@ func TestLoadgenCreatesClients(t *testing.T) {
 	defer cancel()
 	if n, err := engine.Loadgen(ctx, cfg); err == nil || n != 0 || !strings.Contains(err.Error(), "create client client-0001") {
 		t.Errorf("Loadgen against no API = %d, %v; want an error naming the client", n, err)
+	}
+}
+
+// Loadgen partitions by the engine's partitioner: each transaction lands on
+// the partition where the engine puts its later versions (BILLED,
+// REFUNDED), so the status table holds one row per transaction. (It used
+// sarama's default FNV hash, and the table listed an APPROVED row in one
+// partition beside the BILLED row in another.)
+func TestLoadgenPartitionsLikeTheEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the broker; run without -short")
+	}
+	b := enginetest.StartBroker(t)
+	cfg := engine.LoadgenConfig{Brokers: []string{b.Addr()}, SchemasDir: filepath.Join(enginetest.RepoRoot(t), "schemas"), Count: 200, Clients: 3}
+	if n, err := engine.Loadgen(t.Context(), cfg); err != nil || n != 200 {
+		t.Fatalf("Loadgen = %d, %v; want 200 records", n, err)
+	}
+	recs := enginetest.ReadAll(t, b.Addr(), "transactions", 200, time.Second, 30*time.Second)
+	if len(recs) != 200 {
+		t.Fatalf("read %d records, want 200", len(recs))
+	}
+	for _, r := range recs {
+		if want := stream.PartitionFor(r.Key, 8); r.Partition != want {
+			t.Errorf("transaction %s on partition %d, the engine's partitioner says %d", r.Key, r.Partition, want)
+		}
 	}
 }
