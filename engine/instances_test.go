@@ -49,18 +49,27 @@ func startBrokerProcess(t *testing.T, bin string) string {
 // TestThreeInstancesAnswerEveryKey runs three engine instances with one
 // application id on `engine broker`: every instance answers every key, by
 // forwarding to the owner; after one is SIGKILLed, its partitions move to
-// the others, are restored, and every key is still answered.
+// the others, are restored, and every key is still answered. The status
+// table is restored from its changelog, or from the transactions topic
+// (changelog: source).
 func TestThreeInstancesAnswerEveryKey(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test; run without -short")
 	}
 	bin := enginetest.BuildEngine(t)
+	for _, changelog := range []string{"topic", "source"} {
+		t.Run(changelog, func(t *testing.T) { threeInstances(t, bin, changelog) })
+	}
+}
+
+func threeInstances(t *testing.T, bin, changelog string) {
 	broker := startBrokerProcess(t, bin)
 	w := newWorkload(t, registry(t), 6_000, 0)
 	var nodes []*child
 	var bases []string
 	for i := 0; i < 3; i++ {
 		vars := env(t, broker)
+		vars["BILLING_STATUS_CHANGELOG"] = changelog
 		nodes = append(nodes, startChild(t, bin, vars))
 		bases = append(bases, "http://"+vars["BILLING_HTTP_LISTEN"])
 	}

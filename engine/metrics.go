@@ -40,10 +40,10 @@ func (e *Engine) registerStateMetrics() {
 					}
 					return float64(n)
 				})
-				e.metrics.GaugeFunc("table_partitions_restoring", "Partitions of a table being restored from its changelog.", labels, func() float64 {
+				e.metrics.GaugeFunc("table_partitions_restoring", "Partitions of a table being restored (from its changelog, or its source topic).", labels, func() float64 {
 					return float64(len(e.tracker.RestoringAll()[t.Name]))
 				})
-				e.metrics.CounterFunc("table_restored_records_total", "Changelog records replayed into a table by restores.", labels, func() float64 {
+				e.metrics.CounterFunc("table_restored_records_total", "Changelog (or source) records replayed into a table by restores.", labels, func() float64 {
 					return float64(e.tracker.Restored()[t.Name])
 				})
 			}

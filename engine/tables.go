@@ -37,6 +37,7 @@ func stateDef(t pipeline.Table) state.Def {
 	return state.Def{
 		Name: t.Name, Kind: state.Kind(t.Kind), Fields: t.Fields, GroupBy: t.GroupBy, By: t.By,
 		Sum: t.Sum, From: t.From, Window: t.Window, TimeField: t.TimeField, Version: t.Version,
+		SourceChangelog: t.Changelog == pipeline.ChangelogSource,
 	}
 }
 

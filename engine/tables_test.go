@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/billing-engine/billing/engine"
@@ -138,46 +140,96 @@ func TestStatusQueryFollowsLatestStatus(t *testing.T) {
 	}
 }
 
-// TestRestoreFromChangelog stops the engine, deletes its local state, and
-// starts it again: the tables are rebuilt from their changelogs and answer
-// as before.
-func TestRestoreFromChangelog(t *testing.T) {
+// TestRestoreTables stops the engine and starts it again, first with its
+// local state, then with the state deleted: the first start restores
+// nothing (the local checkpoints are current), the second rebuilds every
+// table, and both answer as before. The status table is restored from its
+// changelog topic, or (changelog: source) from the transactions topic,
+// with no changelog topic at all.
+func TestRestoreTables(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test; run without -short")
 	}
-	b := enginetest.StartBroker(t)
-	vars := env(t, b.Addr())
-	base := "http://" + vars["BILLING_HTTP_LISTEN"]
-	w := newWorkload(t, registry(t), 3_000, 0)
+	for _, changelog := range []string{"topic", "source"} {
+		t.Run(changelog, func(t *testing.T) {
+			b := enginetest.StartBroker(t)
+			vars := env(t, b.Addr())
+			vars["BILLING_STATUS_CHANGELOG"] = changelog
+			base := "http://" + vars["BILLING_HTTP_LISTEN"]
+			w := newWorkload(t, registry(t), 3_000, 0)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	_, done := runEngine(t, ctx, vars)
-	produceKgo(t, b.Addr(), w.records)
-	before := snapshotTables(t, base, w)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("engine.Run: %v", err)
+			ctx, cancel := context.WithCancel(context.Background())
+			_, done := runEngine(t, ctx, vars)
+			produceKgo(t, b.Addr(), w.records)
+			before := snapshotTables(t, base, w)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("engine.Run: %v", err)
+			}
+
+			none := func(n float64) bool { return n == 0 }
+			some := func(n float64) bool { return n > 0 }
+			restart := func(step string, statusRestored, totalsRestored func(float64) bool) {
+				ctx, cancel := context.WithCancel(context.Background())
+				_, done := runEngine(t, ctx, vars)
+				defer func() {
+					cancel()
+					if err := <-done; err != nil {
+						t.Errorf("engine.Run: %v", err)
+					}
+				}()
+				after := snapshotTables(t, base, w)
+				if len(after) != len(before) {
+					t.Fatalf("%s: got %d answers, want %d", step, len(after), len(before))
+				}
+				for k, v := range before {
+					if after[k] != v {
+						t.Errorf("%s: %s: got %s, want %s", step, k, after[k], v)
+					}
+				}
+				fams := scrape(t, base+"/metrics")
+				for table, want := range map[string]func(float64) bool{"transaction_status": statusRestored, "client_totals": totalsRestored} {
+					n := sumOf(fams["billing_table_restored_records_total"], map[string]string{"table": table})
+					if !want(n) {
+						t.Errorf("%s: %s: %v records restored", step, table, n)
+					}
+				}
+			}
+			restart("restart with the local state", none, none)
+			if err := os.RemoveAll(filepath.Join(vars["BILLING_DATA_DIR"], "state")); err != nil {
+				t.Fatal(err)
+			}
+			restart("restart without local state", some, some)
+			if changelog == "topic" {
+				// Switched to the source, the status table's checkpoint
+				// (a changelog offset) says nothing of the source: the
+				// table is cleared and rebuilt from the transactions topic.
+				vars["BILLING_STATUS_CHANGELOG"] = "source"
+				restart("restart switched to changelog: source", some, none)
+			}
+
+			topics := topicNames(t, b.Addr())
+			const statusChangelog = "billing-transaction_status-changelog"
+			if has := slices.Contains(topics, statusChangelog); has != (changelog == "topic") {
+				t.Errorf("topic %s exists: %v, with changelog: %s (topics %v)", statusChangelog, has, changelog, topics)
+			}
+		})
 	}
-	if err := os.RemoveAll(filepath.Join(vars["BILLING_DATA_DIR"], "state")); err != nil {
+}
+
+// topicNames lists the broker's topics.
+func topicNames(t *testing.T, addr string) []string {
+	t.Helper()
+	client, err := sarama.NewClient([]string{addr}, enginetest.Config())
+	if err != nil {
 		t.Fatal(err)
 	}
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	_, done2 := runEngine(t, ctx2, vars)
-	defer func() {
-		cancel2()
-		if err := <-done2; err != nil {
-			t.Errorf("engine.Run: %v", err)
-		}
-	}()
-	after := snapshotTables(t, base, w)
-	if len(after) != len(before) {
-		t.Fatalf("got %d answers after restore, want %d", len(after), len(before))
+	defer client.Close()
+	topics, err := client.Topics()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for k, v := range before {
-		if after[k] != v {
-			t.Errorf("%s: got %s after restore, want %s", k, after[k], v)
-		}
-	}
+	return topics
 }
 
 // runEngine runs the billing pipeline in-process until ctx ends; done

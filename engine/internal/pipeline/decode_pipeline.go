@@ -113,6 +113,7 @@ func (d *decoder) tables(dst *[]Table) field {
 				"window":     d.duration(&t.Window),
 				"time_field": d.str(&t.TimeField),
 				"version":    d.str(&t.Version),
+				"changelog":  d.str(&t.Changelog),
 			})
 			*dst = append(*dst, t)
 		})

@@ -84,7 +84,8 @@ func (g *graph) pipeline(i int, p *Pipeline) {
 
 // tables renders how each table is fed: from the last stage, or from the
 // latest table it aggregates, through its repartition topic when it is
-// re-keyed, and into its changelog.
+// re-keyed, and into its changelog (a table restored from its source has
+// none).
 func (g *graph) tables(pid string, nodes []string, p *Pipeline, ids map[string]string) {
 	app := g.app
 	src := pid
@@ -102,7 +103,9 @@ func (g *graph) tables(pid string, nodes []string, p *Pipeline, ids map[string]s
 			from = rp
 		}
 		g.line(1, "%s -.-> %s", from, ids[t.Name])
-		g.line(1, "%s -.-> %s", ids[t.Name], g.topic(app+"-"+t.Name+"-changelog"))
+		if t.Changelog != ChangelogSource {
+			g.line(1, "%s -.-> %s", ids[t.Name], g.topic(app+"-"+t.Name+"-changelog"))
+		}
 	}
 }
 

@@ -76,6 +76,9 @@ func (f *File) internalTopics() []TopicSpec {
 	for _, p := range f.Pipelines {
 		src := f.topicSpec(p.Source.Topic)
 		for _, t := range p.Tables {
+			if t.Changelog == ChangelogSource {
+				continue // restored from the source topic
+			}
 			cl := src
 			if t.Kind != "latest" && t.GroupBy != "" {
 				rp := f.topicSpec(f.ApplicationID + "-" + t.Name + "-repartition")

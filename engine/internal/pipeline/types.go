@@ -184,6 +184,12 @@ type Pipeline struct {
 	Pos Pos
 }
 
+// The values of Table.Changelog.
+const (
+	ChangelogTopic  = "topic"
+	ChangelogSource = "source"
+)
+
 // Table declares a state table (see package state for the semantics).
 type Table struct {
 	// Name is unique in the file; it names the changelog topic
@@ -211,6 +217,12 @@ type Table struct {
 	// such as updated_at): a record older than the stored row changes
 	// nothing. Empty: the last record to arrive wins.
 	Version string
+	// Changelog is what a latest table is restored from: ChangelogTopic
+	// (the default), its compacted changelog topic, or ChangelogSource,
+	// the pipeline's source topic (no changelog records are written; the
+	// source must keep every key's latest record, compacted or retained
+	// forever, and only filters may come before the table).
+	Changelog string
 	// Pos is where the table was declared.
 	Pos Pos
 }

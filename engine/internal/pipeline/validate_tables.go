@@ -52,6 +52,20 @@ func (c *pipelineCheck) latestTable(path, ctx string, t *Table) {
 			c.errorf(path+".version", "%s: version: %q must be one of the fields the table keeps", ctx, t.Version)
 		}
 	}
+	switch t.Changelog {
+	case "", ChangelogTopic:
+	case ChangelogSource:
+		// A restore replays the source records through the filters; a
+		// plugin's output cannot be replayed.
+		for _, st := range c.p.Stages {
+			if st.Filter == "" {
+				c.errorf(path+".changelog", "%s: changelog: source: the table is restored by replaying the source records through the filters before it, and stage %q is a plugin, which cannot be replayed; use changelog: topic", ctx, st.Name)
+				break
+			}
+		}
+	default:
+		c.errorf(path+".changelog", "%s: changelog %q: want topic (its own compacted changelog topic) or source (restored from the source topic)", ctx, t.Changelog)
+	}
 	for key, set := range map[string]bool{"group_by": t.GroupBy != "", "by": len(t.By) > 0, "sum": t.Sum != "", "from": t.From != "", "window": t.Window != 0} {
 		if set {
 			c.errorf(path+"."+key, "%s: %s: only count and aggregate tables take it", ctx, key)
@@ -65,6 +79,11 @@ func (c *pipelineCheck) aggTable(path, ctx string, t *Table, latest map[string]b
 	}
 	if t.Version != "" {
 		c.errorf(path+".version", "%s: version: only latest tables take it", ctx)
+	}
+	if t.Changelog == ChangelogSource {
+		c.errorf(path+".changelog", "%s: changelog: source: only latest tables take it (an aggregate is not a projection of its input)", ctx)
+	} else if t.Changelog != "" && t.Changelog != ChangelogTopic {
+		c.errorf(path+".changelog", "%s: changelog %q: want topic", ctx, t.Changelog)
 	}
 	if t.GroupBy != "" {
 		c.tableField(path+".group_by", ctx+": group_by", t.GroupBy, nil)

@@ -2,6 +2,8 @@
 // instance, one key space per table and partition, each partition with a
 // checkpoint (the next changelog offset to read). The changelog topic is the
 // source of truth; the local store is a cache of it that survives restarts.
+// A latest table may instead be restored from its pipeline's source topic
+// (Def.SourceChangelog); its checkpoint is then a source offset.
 //
 // Writes reach the store only after the Kafka transaction that carried their
 // changelog records committed, so a crash leaves the store at or behind the

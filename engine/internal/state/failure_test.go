@@ -93,13 +93,13 @@ func TestLogWriteFailsIsFatal(t *testing.T) {
 	// The store is left as the failure leaves it: Pebble's commit
 	// pipeline is locked, so Close would wait for ever.
 	value := bytes.Repeat([]byte("v"), 1024)
-	if err := s.Apply("t", 0, []Write{{Key: []byte("before"), Value: value}}, 1); err != nil {
+	if err := s.Apply("t", 0, []Write{{Key: []byte("before"), Value: value}}, &Position{Offset: 1}); err != nil {
 		t.Fatal(err)
 	}
 	fs.left.Store(1 << 30)
 	var err error
 	for i := 0; i < 10_000 && exits.Load() == 0; i++ {
-		err = s.Apply("t", 0, []Write{{Key: fmt.Appendf(nil, "k%05d", i), Value: value}}, int64(i+2))
+		err = s.Apply("t", 0, []Write{{Key: fmt.Appendf(nil, "k%05d", i), Value: value}}, &Position{Offset: int64(i + 2)})
 	}
 	if exits.Load() == 0 {
 		t.Fatalf("10,000 writes on a full disk, and no exit; last error %v", err)
@@ -121,7 +121,7 @@ func TestLogWriteFailsIsFatal(t *testing.T) {
 func TestFlushFailsIsFatal(t *testing.T) {
 	fs := &fullFS{FS: vfs.NewMem(), suffix: ".sst"}
 	s, logs, exits := openFull(t, fs)
-	if err := s.Apply("t", 0, []Write{{Key: []byte("k"), Value: []byte("v")}}, 1); err != nil {
+	if err := s.Apply("t", 0, []Write{{Key: []byte("k"), Value: []byte("v")}}, &Position{Offset: 1}); err != nil {
 		t.Fatal(err)
 	}
 	fs.left.Store(3)

@@ -119,24 +119,51 @@ func (s *Store) Get(table string, partition int32, key []byte) ([]byte, bool, er
 	return out, true, nil
 }
 
-// Checkpoint returns the next changelog offset to read for table's
-// partition, or 0 when the partition has never been written here.
-func (s *Store) Checkpoint(table string, partition int32) (int64, error) {
-	v, closer, err := s.db.Get(checkpointKey(table, partition))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("state: checkpoint %s/%d: %w", table, partition, err)
-	}
-	defer closer.Close()
-	if len(v) != 8 {
-		return 0, fmt.Errorf("state: checkpoint %s/%d: corrupt (%d bytes)", table, partition, len(v))
-	}
-	return int64(binary.BigEndian.Uint64(v)), nil
+// Position is where a table partition's replay resumes: the next offset
+// to read of Topic, the table's changelog or, for a table restored from
+// its source (Def.SourceChangelog), the source topic.
+type Position struct {
+	Topic  string
+	Offset int64
 }
 
-// Apply writes writes and, when checkpoint >= 0, the new checkpoint, as one
+// Checkpoint returns the position table's partition was last applied up
+// to, and whether it has one. A checkpoint written before positions named
+// their topic has Topic "" (it is a changelog offset).
+func (s *Store) Checkpoint(table string, partition int32) (Position, bool, error) {
+	v, closer, err := s.db.Get(checkpointKey(table, partition))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Position{}, false, nil
+	}
+	if err != nil {
+		return Position{}, false, fmt.Errorf("state: checkpoint %s/%d: %w", table, partition, err)
+	}
+	defer closer.Close()
+	if len(v) < 8 {
+		return Position{}, false, fmt.Errorf("state: checkpoint %s/%d: corrupt (%d bytes)", table, partition, len(v))
+	}
+	return Position{Topic: string(v[8:]), Offset: int64(binary.BigEndian.Uint64(v))}, true, nil
+}
+
+// Clear deletes every key of table's partition and its checkpoint, so that
+// a replay starts from nothing.
+func (s *Store) Clear(table string, partition int32) error {
+	lower := dataKey(table, partition, nil)
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(lower, prefixEnd(lower), nil); err != nil {
+		return fmt.Errorf("state: clear %s/%d: %w", table, partition, err)
+	}
+	if err := b.Delete(checkpointKey(table, partition), nil); err != nil {
+		return fmt.Errorf("state: clear %s/%d: %w", table, partition, err)
+	}
+	if err := s.commit(b); err != nil {
+		return fmt.Errorf("state: clear %s/%d: %w", table, partition, err)
+	}
+	return nil
+}
+
+// Apply writes writes and, when cp is set, the new checkpoint, as one
 // atomic batch. It does not wait for an fsync: the changelog is the source
 // of truth, a process crash loses nothing written, and after a machine
 // crash Pebble recovers a prefix of the batches, each whole, with its own
@@ -146,7 +173,7 @@ func (s *Store) Checkpoint(table string, partition int32) (int64, error) {
 // take no more writes in this process: Pebble stops its commit pipeline
 // for good. Apply then logs why, naming the directory, and ends the
 // process with status 2 (see the package documentation).
-func (s *Store) Apply(table string, partition int32, writes []Write, checkpoint int64) error {
+func (s *Store) Apply(table string, partition int32, writes []Write, cp *Position) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, w := range writes {
@@ -161,8 +188,9 @@ func (s *Store) Apply(table string, partition int32, writes []Write, checkpoint 
 			return fmt.Errorf("state: batch %s/%d: %w", table, partition, err)
 		}
 	}
-	if checkpoint >= 0 {
-		if err := b.Set(checkpointKey(table, partition), binary.BigEndian.AppendUint64(nil, uint64(checkpoint)), nil); err != nil {
+	if cp != nil {
+		v := append(binary.BigEndian.AppendUint64(nil, uint64(cp.Offset)), cp.Topic...)
+		if err := b.Set(checkpointKey(table, partition), v, nil); err != nil {
 			return fmt.Errorf("state: batch %s/%d: %w", table, partition, err)
 		}
 	}

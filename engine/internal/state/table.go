@@ -56,13 +56,22 @@ type Def struct {
 	// records of one key from several producers may arrive out of order.
 	// Empty: the last record to arrive wins.
 	Version string
+	// SourceChangelog restores a latest table from its pipeline's source
+	// topic, as Kafka Streams does for a source KTable with
+	// topology.optimization=reuse.ktable.source.topics: the table writes
+	// no changelog, and a restore replays the source records (through the
+	// pipeline's filters) from the checkpoint up to the consumer group's
+	// committed offset. The source topic must keep every key's latest
+	// record (compacted, or retained forever).
+	SourceChangelog bool
 }
 
 // Repartitioned reports whether the table is keyed by something other than
 // the source record key, and so needs a repartition topic.
 func (d Def) Repartitioned() bool { return d.Kind != Latest && d.GroupBy != "" }
 
-// Changelog is the compacted topic backing the table.
+// Changelog is the compacted topic backing the table (none when
+// SourceChangelog is set).
 func (d Def) Changelog(app string) string { return app + "-" + d.Name + "-changelog" }
 
 // Repartition is the topic re-keying the table's input.

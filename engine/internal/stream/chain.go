@@ -244,6 +244,35 @@ func (c *Chain) tables(bs *batchState, msgs []*sarama.ConsumerMessage, items []i
 	return kept, outs
 }
 
+// tableInput returns the record the tables step makes of m, as Process
+// does: decoded and through the filters before it. ok is false when m
+// never reaches the tables (undecodable, dropped or failed by a filter).
+// Only filters may come before the tables of a table restored from its
+// source (the pipeline file's validation sees to it); a plugin stage ends
+// it with ok false.
+func (c *Chain) tableInput(m *sarama.ConsumerMessage) (map[string]any, bool) {
+	if c.Registry == nil {
+		return nil, false
+	}
+	data, err := c.decode(m.Value)
+	if err != nil {
+		return nil, false
+	}
+	for _, st := range c.Steps {
+		switch {
+		case st.Tables != nil:
+			return data, true
+		case st.Filter != nil:
+			if ok, err := st.Filter.EvalBool(data); err != nil || !ok {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
 func (c *Chain) decode(v []byte) (map[string]any, error) {
 	if len(v) == 0 {
 		return nil, errors.New("empty value")

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/billing-engine/billing/engine/internal/state"
 )
 
 // handler is the sarama.ConsumerGroupHandler of a Runner.
@@ -24,7 +26,7 @@ func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
 	if t := h.r.cfg.Tables; t != nil {
 		// Until prepare has restored them, the claimed partitions answer
 		// queries with 503, not with stale values.
-		for table := range t.Changelogs() {
+		for _, table := range t.Names() {
 			for _, p := range claimed {
 				h.r.cfg.Tracker.setRestoring(table, p, true)
 			}
@@ -39,7 +41,7 @@ func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error {
 	if t := h.r.cfg.Tables; t != nil {
 		// A partition the session ended before restoring is no longer
 		// this instance's to restore.
-		for table := range t.Changelogs() {
+		for _, table := range t.Names() {
 			for _, p := range s.Claims()[h.r.cfg.Topic] {
 				h.r.cfg.Tracker.setRestoring(table, p, false)
 			}
@@ -51,10 +53,10 @@ func (h *handler) Cleanup(s sarama.ConsumerGroupSession) error {
 // prepareWithRetry retries prepare with backoff until it succeeds or the
 // session ends. (A handler that returns ends the whole session in sarama,
 // which would make every member rebalance, and fail again.)
-func (h *handler) prepareWithRetry(ctx context.Context, sess sarama.ConsumerGroupSession, log *slog.Logger, p int32) bool {
+func (h *handler) prepareWithRetry(ctx context.Context, sess sarama.ConsumerGroupSession, log *slog.Logger, claim sarama.ConsumerGroupClaim) bool {
 	backoff := 100 * time.Millisecond
 	for {
-		err := h.prepare(ctx, sess, p)
+		err := h.prepare(ctx, sess, claim.Partition(), claim.InitialOffset())
 		if err == nil {
 			return true
 		}
@@ -72,8 +74,9 @@ func (h *handler) prepareWithRetry(ctx context.Context, sess sarama.ConsumerGrou
 }
 
 // prepare readies a newly claimed partition: it restores the partition's
-// tables.
-func (h *handler) prepare(ctx context.Context, sess sarama.ConsumerGroupSession, p int32) error {
+// tables, those restored from the source up to committed, the group's
+// committed offset (where the claim starts).
+func (h *handler) prepare(ctx context.Context, sess sarama.ConsumerGroupSession, p int32, committed int64) error {
 	t := h.r.cfg.Tables
 	if t == nil {
 		return nil
@@ -93,6 +96,19 @@ func (h *handler) prepare(ctx context.Context, sess sarama.ConsumerGroupSession,
 			h.r.log.Info("table restored", "table", table, "partition", p, "records", n, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
+	if defs := t.sourceDefs(); len(defs) > 0 {
+		start := time.Now()
+		src := sourceRestore{client: h.client, chain: h.r.cfg.Chain, tables: t, defs: defs,
+			topic: h.r.cfg.Topic, partition: p, end: committed, tracker: h.r.cfg.Tracker, log: h.r.log}
+		n, err := src.run(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			h.r.log.Info("tables restored from their source", "tables", (&Tables{Defs: defs}).Names(), "topic", h.r.cfg.Topic,
+				"partition", p, "records", n, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
 	return nil
 }
 
@@ -100,7 +116,7 @@ func (h *handler) prepare(ctx context.Context, sess sarama.ConsumerGroupSession,
 // ends. The batch in hand is always finished and committed first.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	log := h.r.log.With("topic", claim.Topic(), "partition", claim.Partition())
-	if !h.prepareWithRetry(sess.Context(), sess, log, claim.Partition()) {
+	if !h.prepareWithRetry(sess.Context(), sess, log, claim) {
 		return nil // the session ended first
 	}
 	batch := make([]*sarama.ConsumerMessage, 0, h.r.cfg.MaxBatch)
@@ -190,7 +206,8 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.Consumer
 }
 
 // committed applies a committed batch's table changes, with each table's
-// checkpoint after its last changelog record, and reports the batch to the
+// checkpoint after its last changelog record (for a table restored from its
+// source, after the batch's last record), and reports the batch to the
 // Observer.
 func (h *handler) committed(claim sarama.ConsumerGroupClaim, batch []*sarama.ConsumerMessage, res Result, msgs []*sarama.ProducerMessage, start time.Time) error {
 	h.logDeadLetters(res.Outputs)
@@ -208,11 +225,16 @@ func (h *handler) committed(claim sarama.ConsumerGroupClaim, batch []*sarama.Con
 	for _, m := range msgs {
 		next[m.Topic] = m.Offset + 1
 	}
+	next[claim.Topic()] = batch[len(batch)-1].Offset + 1
 	t := h.r.cfg.Tables
 	for _, w := range res.State {
-		cp, ok := next[t.Changelogs()[w.Table]]
-		if !ok {
-			cp = -1
+		topic := t.tableInfo(w.Table).changelog
+		if topic == "" {
+			topic = claim.Topic()
+		}
+		var cp *state.Position
+		if off, ok := next[topic]; ok {
+			cp = &state.Position{Topic: topic, Offset: off}
 		}
 		if err := t.Store.Apply(w.Table, w.Partition, w.Writes, cp); err != nil {
 			return err

@@ -142,7 +142,7 @@ var barrierKey = []byte("\x00restore-barrier")
 func restore(ctx context.Context, client sarama.Client, store *state.Store, table, changelog string, p int32, barrier int64, tr *Tracker) (int, error) {
 	tr.setRestoring(table, p, true)
 	defer tr.setRestoring(table, p, false)
-	from, err := store.Checkpoint(table, p)
+	from, err := checkpoint(store, table, p, changelog, true)
 	if err != nil {
 		return 0, err
 	}
@@ -164,17 +164,17 @@ func restore(ctx context.Context, client sarama.Client, store *state.Store, tabl
 		return 0, fmt.Errorf("stream: restore %s/%d from %d: %w", changelog, p, from, err)
 	}
 	defer pc.Close()
-	return replay(ctx, pc, store, table, p, barrier, tr)
+	return replay(ctx, pc, store, table, changelog, p, barrier, tr)
 }
 
 // replay applies changelog records in batches until it has applied the
 // barrier's offset.
-func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store, table string, p int32, barrier int64, tr *Tracker) (int, error) {
+func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store, table, changelog string, p int32, barrier int64, tr *Tracker) (int, error) {
 	n := 0
 	var writes []state.Write
 	next := int64(-1)
 	flush := func() error {
-		err := store.Apply(table, p, writes, next)
+		err := store.Apply(table, p, writes, &state.Position{Topic: changelog, Offset: next})
 		tr.addRestored(table, len(writes))
 		writes = writes[:0]
 		return err
@@ -200,4 +200,22 @@ func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store
 		}
 	}
 	return n, flush()
+}
+
+// checkpoint returns the offset of topic from which to replay table's
+// partition p; changelog says topic is the table's changelog, which a
+// checkpoint without topic (written by an older engine) is an offset of. A
+// partition last applied from another topic (the table switched between
+// its changelog and its source) is cleared, and replayed from the start.
+func checkpoint(store *state.Store, table string, p int32, topic string, changelog bool) (int64, error) {
+	pos, ok, err := store.Checkpoint(table, p)
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		return 0, nil
+	case pos.Topic == topic || pos.Topic == "" && changelog:
+		return pos.Offset, nil
+	}
+	return 0, store.Clear(table, p)
 }

@@ -35,7 +35,7 @@ type Tables struct {
 // tableInfo is what the tables' batches use of each table, computed once.
 type tableInfo struct {
 	needsOld  bool     // see needsOld
-	changelog string   // its changelog topic
+	changelog string   // its changelog topic ("": restored from the source)
 	stage     string   // its outputs' stage name, for metrics
 	fields    []string // a latest table's fields, sorted (nil: all)
 }
@@ -91,7 +91,8 @@ func (t *Tables) dropCache(p int32) {
 	delete(t.caches, p)
 }
 
-// Changelogs returns the changelog topic of every table kept here.
+// Changelogs returns the changelog topic of every table kept here that
+// has one (a table restored from its source has none).
 func (t *Tables) Changelogs() map[string]string {
 	out := map[string]string{}
 	if t.Repartitioned != nil {
@@ -99,8 +100,33 @@ func (t *Tables) Changelogs() map[string]string {
 		return out
 	}
 	for _, d := range t.Defs {
-		if !d.Repartitioned() {
+		if !d.Repartitioned() && !d.SourceChangelog {
 			out[d.Name] = d.Changelog(t.App)
+		}
+	}
+	return out
+}
+
+// Names returns the name of every table kept here, in declaration order.
+func (t *Tables) Names() []string {
+	if t.Repartitioned != nil {
+		return []string{t.Repartitioned.Name}
+	}
+	var out []string
+	for _, d := range t.Defs {
+		if !d.Repartitioned() {
+			out = append(out, d.Name)
+		}
+	}
+	return out
+}
+
+// sourceDefs returns the tables restored from the source topic.
+func (t *Tables) sourceDefs() []state.Def {
+	var out []state.Def
+	for _, d := range t.Defs {
+		if d.SourceChangelog {
+			out = append(out, d)
 		}
 	}
 	return out
@@ -326,7 +352,10 @@ func (t *Tables) tableInfo(table string) *tableInfo {
 			defs = append(defs[:len(defs):len(defs)], *t.Repartitioned)
 		}
 		for _, d := range defs {
-			t.info[d.Name] = &tableInfo{changelog: d.Changelog(t.App), stage: "table:" + d.Name, fields: d.SortedFields()}
+			t.info[d.Name] = &tableInfo{stage: "table:" + d.Name, fields: d.SortedFields()}
+			if !d.SourceChangelog {
+				t.info[d.Name].changelog = d.Changelog(t.App)
+			}
 		}
 		for _, d := range defs {
 			if d.Kind == state.Latest && d.Version != "" {
@@ -435,7 +464,8 @@ func (b *batchState) applyRepartitioned(value, key []byte, ts time.Time) error {
 
 // flush returns the batch's repartition records (one per aggregate and
 // group), its changelog records (one per changed key, pinned to the
-// partition) and its store writes.
+// partition; none for a table restored from its source) and its store
+// writes.
 func (b *batchState) flush() ([]Output, []StateWrite, error) {
 	var outs []Output
 	for _, k := range b.partOrder {
@@ -470,10 +500,12 @@ func (b *batchState) flush() ([]Output, []StateWrite, error) {
 		}
 		raw := buf[start:len(buf):len(buf)]
 		key := []byte(k.key)
-		outs = append(outs, Output{
-			Topic: info.changelog, Key: key, Value: raw,
-			Timestamp: b.lastTS, Stage: info.stage, Partition: b.partition, Pinned: true,
-		})
+		if info.changelog != "" {
+			outs = append(outs, Output{
+				Topic: info.changelog, Key: key, Value: raw,
+				Timestamp: b.lastTS, Stage: info.stage, Partition: b.partition, Pinned: true,
+			})
+		}
 		j, ok := byTable[k.table]
 		if !ok {
 			j = len(writes)

@@ -25,7 +25,7 @@ func openStore(t *testing.T) *state.Store {
 func TestLatestTableWithoutAggregates(t *testing.T) {
 	store := openStore(t)
 	def := state.Def{Name: "status", Kind: state.Latest, Fields: []string{"id", "status"}}
-	if err := store.Apply("status", 3, []state.Write{{Key: []byte("t1"), Value: []byte(`{"id":"t1","status":"OLD"}`)}}, 0); err != nil {
+	if err := store.Apply("status", 3, []state.Write{{Key: []byte("t1"), Value: []byte(`{"id":"t1","status":"OLD"}`)}}, &state.Position{}); err != nil {
 		t.Fatal(err)
 	}
 	tables := &Tables{App: "app", Store: store, Defs: []state.Def{def}}
