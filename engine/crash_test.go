@@ -95,32 +95,40 @@ func (c *child) kill(t *testing.T) {
 
 // TestCrashExactlyOnce SIGKILLs the engine process twice in the middle of a
 // run and restarts it; afterwards every output exists exactly once and the
-// aggregate tables count every transaction exactly once.
+// aggregate tables count every transaction exactly once. The status table
+// is restored from its changelog, or from the transactions topic
+// (changelog: source).
 func TestCrashExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test; run without -short")
 	}
 	bin := enginetest.BuildEngine(t)
-	b := enginetest.StartBroker(t)
-	vars := env(t, b.Addr())
-	w := newWorkload(t, registry(t), 20_000, 100)
-	produceKgo(t, b.Addr(), w.records)
+	for _, changelog := range []string{"topic", "source"} {
+		t.Run(changelog, func(t *testing.T) {
+			b := enginetest.StartBroker(t)
+			vars := env(t, b.Addr())
+			vars["BILLING_STATUS_CHANGELOG"] = changelog
+			w := newWorkload(t, registry(t), 20_000, 100)
+			produceKgo(t, b.Addr(), w.records)
 
-	for i, at := range []int64{2_000, 9_000} {
-		c := startChild(t, bin, vars)
-		got := c.waitConsumed(t, at, 60*time.Second)
-		c.kill(t)
-		t.Logf("kill %d: SIGKILL after %d records consumed", i+1, got)
-	}
-	c := startChild(t, bin, vars)
-	checkOutputs(t, b.Addr(), w)
-	// The aggregates count every transaction once: none twice, none lost.
-	snapshotTables(t, "http://"+vars["BILLING_HTTP_LISTEN"], w)
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Wait(); err != nil {
-		t.Errorf("engine after SIGTERM: %v, want exit status 0", err)
+			for i, at := range []int64{2_000, 9_000} {
+				c := startChild(t, bin, vars)
+				got := c.waitConsumed(t, at, 60*time.Second)
+				c.kill(t)
+				t.Logf("kill %d: SIGKILL after %d records consumed", i+1, got)
+			}
+			c := startChild(t, bin, vars)
+			checkOutputs(t, b.Addr(), w)
+			// The aggregates count every transaction once: none twice, none
+			// lost; the status table answers each one's final status.
+			snapshotTables(t, "http://"+vars["BILLING_HTTP_LISTEN"], w)
+			if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.cmd.Wait(); err != nil {
+				t.Errorf("engine after SIGTERM: %v, want exit status 0", err)
+			}
+		})
 	}
 }
 
