@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -27,7 +28,8 @@ import (
 // and prints the table; with BENCH_WRITE=1 it also writes BENCHMARKS.md at
 // the repository's root (make bench sets it). The scenarios, in order: the
 // ceiling (a plain sarama consume-and-produce, engine/internal/bench/ceiling),
-// the branch pipeline, with the status table, with the status and both
+// the branch pipeline, with the status table (restored from its changelog,
+// and from its source topic), with the status and both
 // aggregate tables, with an out-of-process plugin stage, the whole billing
 // flow on SQLite and on MariaDB (skipped when the server does not answer),
 // and status queries while the status pipeline consumes at full speed.
@@ -51,8 +53,9 @@ import (
 // 1,000,000), BENCH_RUNS throughput runs per stream scenario (3),
 // BENCH_BILLING_N transactions per billing scenario (30,000), BENCH_RATE
 // (5,000), BENCH_LATENCY_SECONDS (20), BENCH_SCENARIOS a comma list of the
-// scenarios to run (ceiling, which always runs, branch, status, tables,
-// plugin, billing-sqlite, billing-mysql, queries), BENCH_BILLING_DB sqlite
+// scenarios to run (ceiling, which always runs, branch, status,
+// status-source, tables, plugin, billing-sqlite, billing-mysql, queries,
+// queries-2), BENCH_BILLING_DB sqlite
 // or mysql, BENCH_WRITE=1, BENCH_NOTE a line for BENCHMARKS.md, BENCH_LOG=1
 // to print the children's logs. Run it with -benchtime 1x. CPU and RSS are
 // read from /proc, so Linux only; elsewhere
@@ -194,8 +197,9 @@ type scnScenario struct {
 	// the counter of what was produced to them: once done reached the
 	// record count, each consumer must have caught up with its producer.
 	follow [][2]string
-	sinks  []string // the topics the latency phase reads
-	plugin string   // a plugin's main package, served from BILLING_PLUGIN_DIR under its base name
+	sinks  []string          // the topics the latency phase reads
+	plugin string            // a plugin's main package, served from BILLING_PLUGIN_DIR under its base name
+	env    map[string]string // the engine's environment, besides the broker, ports and data dir
 	run    func(*testing.B, scnSettings, scnScenario) []bench.Row
 }
 
@@ -217,11 +221,14 @@ func scnAll() []scnScenario {
 		{"consumed/processor.client_totals", "produced/processor/table:client_totals/"},
 		{"consumed/processor.client_daily", "produced/processor/table:client_daily/"},
 	}
+	source := stream(bench.KeyStatusSource, "+ status table restored from its source (changelog: source)", "engine/testdata/bench/status.yaml")
+	source.env = map[string]string{"BILLING_STATUS_CHANGELOG": "source"}
 	return []scnScenario{
 		{key: bench.KeyCeiling, name: "ceiling: plain sarama consume-and-produce", app: "bench-ceiling", first: "consumed/ceiling",
 			done: []string{"produced/ceiling/"}, sinks: []string{"bench.passthrough"}, run: scnRunStream},
 		stream(bench.KeyBranch, "branch pipeline (decode, filter, branch, exactly-once)", "engine/testdata/bench/branch.yaml"),
-		stream("status", "+ status table", "engine/testdata/bench/status.yaml"),
+		stream(bench.KeyStatus, "+ status table", "engine/testdata/bench/status.yaml"),
+		source,
 		tables,
 		plugin,
 		billing("billing-sqlite", "billing end to end, SQLite (billed and emailed/s)"),
@@ -249,7 +256,10 @@ func scnRunStream(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 		if sc.file == "" {
 			p = scnStartCeiling(b, br.Addr(), sc.app)
 		} else {
-			vars := map[string]string{}
+			vars := maps.Clone(sc.env)
+			if vars == nil {
+				vars = map[string]string{}
+			}
 			if sc.plugin != "" {
 				vars["BILLING_PLUGIN_DIR"] = scnPluginDir(b, sc.plugin)
 			}
