@@ -134,16 +134,20 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if e.hasTables() {
+		// Before any topic is created: a store the file can no longer
+		// use is refused with nothing changed in the cluster.
+		if e.state, err = e.openState(); err != nil {
+			return err
+		}
+		closers = append(closers, e.state.Close)
+	}
 	if f.Kafka.CreateTopics {
 		if err := stream.EnsureTopics(ctx, brokers, cfg, e.topicSpecs(), e.log); err != nil {
 			return err
 		}
 	}
 	if e.hasTables() {
-		if e.state, err = e.openState(); err != nil {
-			return err
-		}
-		closers = append(closers, e.state.Close)
 		qt, err := e.queryTables(brokers, cfg)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -30,7 +31,32 @@ func (e *Engine) openState() (*state.Store, error) {
 		return nil, err
 	}
 	e.log.Info("state store opened", "dir", dir)
+	if err := e.checkRestoredFrom(st); err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
 	return st, nil
+}
+
+// checkRestoredFrom refuses a store holding a table kept with changelog:
+// source that the file now declares with its changelog topic: that topic
+// lacks every batch processed meanwhile (see stream.ErrSourceToChangelog).
+func (e *Engine) checkRestoredFrom(st *state.Store) error {
+	for _, p := range e.file.Pipelines {
+		for _, t := range p.Tables {
+			if t.Changelog == pipeline.ChangelogSource {
+				continue
+			}
+			topics, err := st.CheckpointTopics(t.Name)
+			if err != nil {
+				return err
+			}
+			if len(topics) > 0 {
+				return fmt.Errorf("%s:%d: table %s: its local state was restored from topic %s (changelog: source), and the file declares changelog: topic: %w",
+					e.file.Path, t.Pos.Line, t.Name, topics[0], stream.ErrSourceToChangelog)
+			}
+		}
+	}
+	return nil
 }
 
 func stateDef(t pipeline.Table) state.Def {

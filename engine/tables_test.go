@@ -3,11 +3,13 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/billing-engine/billing/engine"
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/enginetest"
+	"github.com/billing-engine/billing/engine/internal/stream"
 	"github.com/billing-engine/billing/plugins/branch/router"
 )
 
@@ -206,6 +209,21 @@ func TestRestoreTables(t *testing.T) {
 				// table is cleared and rebuilt from the transactions topic.
 				vars["BILLING_STATUS_CHANGELOG"] = "source"
 				restart("restart switched to changelog: source", some, none)
+				return
+			}
+			// Back from the source to a changelog topic that lacks every
+			// batch processed meanwhile: refused, with where and why.
+			vars["BILLING_STATUS_CHANGELOG"] = "topic"
+			ctx3, cancel3 := context.WithCancel(context.Background())
+			defer cancel3()
+			_, done3 := runEngine(t, ctx3, vars)
+			select {
+			case err := <-done3:
+				if !errors.Is(err, stream.ErrSourceToChangelog) || !strings.Contains(err.Error(), ".yaml:") {
+					t.Errorf("engine switched back to changelog: topic: got %v, want the file's line and %v", err, stream.ErrSourceToChangelog)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("engine switched back to changelog: topic still runs after 30s, want it refused")
 			}
 
 			topics := topicNames(t, b.Addr())

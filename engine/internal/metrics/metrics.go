@@ -68,7 +68,7 @@ func New() *Metrics {
 	m.dropped = counter("records_dropped_total", "Records a filter stage dropped.", "pipeline", "stage")
 	m.deadLettered = counter("dlq_records_total", "Records sent to the DLQ, by stage and reason (the reason's text before its first colon).", "pipeline", "stage", "reason")
 	m.retries = counter("stage_retries_total", "Failed attempts of a stage on a batch that is tried again; reason unavailable (a dependency is down: the batch waits, without limit) or error (counted against the stage's retries).", "pipeline", "stage", "reason")
-	m.tableUpdates = counter("table_updates_total", "Changelog records written by a table (one per key changed in a batch).", "pipeline", "table")
+	m.tableUpdates = counter("table_updates_total", "Keys a table changed, one per key changed in a batch: its changelog records (or, restored from its source, its store writes).", "pipeline", "table")
 	m.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "consumer_lag_records", Help: "Records of a source partition still to be read after the last committed batch."}, []string{"pipeline", "topic", "partition"})
 	m.reg.MustRegister(m.lag)
 	m.batch = histogram("batch_duration_seconds", "Time to process and commit one batch.", "pipeline")
@@ -101,6 +101,9 @@ func (m *Metrics) Committed(pipeline string, b *stream.Batch) {
 		if table, ok := strings.CutPrefix(k.Stage, "table:"); ok {
 			m.tableUpdates.WithLabelValues(pipeline, table).Add(float64(n))
 		}
+	}
+	for table, n := range b.SourceTableWrites {
+		m.tableUpdates.WithLabelValues(pipeline, table).Add(float64(n))
 	}
 	for stage, n := range b.Dropped {
 		m.dropped.WithLabelValues(pipeline, stage).Add(float64(n))

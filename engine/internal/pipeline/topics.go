@@ -11,6 +11,11 @@ type TopicSpec struct {
 	Partitions        int32
 	ReplicationFactor int16
 	Compact           bool
+	// KeepRecords is set on the source of a table restored from its
+	// source (changelog: source): the topic is created with
+	// retention.ms=-1, and an existing one with another retention is
+	// reported.
+	KeepRecords bool
 }
 
 // TopicSpecs returns every topic the pipelines use (sources, branch sinks,
@@ -43,9 +48,19 @@ func (f *File) TopicSpecs() []TopicSpec {
 			add(b.To)
 		}
 	}
+	keep := map[string]bool{}
+	for _, p := range f.Pipelines {
+		for _, t := range p.Tables {
+			if t.Changelog == ChangelogSource {
+				keep[p.Source.Topic] = true
+			}
+		}
+	}
 	specs := make([]TopicSpec, 0, len(names))
 	for _, name := range slices.Sorted(maps.Keys(names)) {
-		specs = append(specs, f.topicSpec(name))
+		spec := f.topicSpec(name)
+		spec.KeepRecords = keep[name]
+		specs = append(specs, spec)
 	}
 	return append(specs, f.internalTopics()...)
 }

@@ -193,7 +193,8 @@ const (
 // Table declares a state table (see package state for the semantics).
 type Table struct {
 	// Name is unique in the file; it names the changelog topic
-	// <app>-<name>-changelog and the query path /api/v1/tables/<name>/.
+	// <app>-<name>-changelog (unless Changelog is source) and the query
+	// path /api/v1/tables/<name>/.
 	Name string
 	// Kind is latest, count or aggregate.
 	Kind string
@@ -220,8 +221,8 @@ type Table struct {
 	// Changelog is what a latest table is restored from: ChangelogTopic
 	// (the default), its compacted changelog topic, or ChangelogSource,
 	// the pipeline's source topic (no changelog records are written; the
-	// source must keep every key's latest record, compacted or retained
-	// forever, and only filters may come before the table).
+	// source must keep its records, and only filters may come before the
+	// table).
 	Changelog string
 	// Pos is where the table was declared.
 	Pos Pos

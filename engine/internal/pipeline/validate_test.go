@@ -127,15 +127,17 @@ pipelines:
   - name: q
     source: {topic: out, schema: Transaction}
     errors: {dlq: dead}
+    tables: [{name: last, kind: latest, changelog: source}]
 `)
 	got := f.TopicSpecs()
 	want := []TopicSpec{
-		{"audit", 4, 3, true},
-		{"dead", 4, 3, false},
-		{"in", 4, 3, false},
-		{"in.dlq", 1, 3, false},
-		{"out", 4, 3, false},
-		{"side", 4, 3, false},
+		{Name: "audit", Partitions: 4, ReplicationFactor: 3, Compact: true},
+		{Name: "dead", Partitions: 4, ReplicationFactor: 3},
+		{Name: "in", Partitions: 4, ReplicationFactor: 3},
+		{Name: "in.dlq", Partitions: 1, ReplicationFactor: 3},
+		// A table is restored from it: created keeping its records.
+		{Name: "out", Partitions: 4, ReplicationFactor: 3, KeepRecords: true},
+		{Name: "side", Partitions: 4, ReplicationFactor: 3},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)

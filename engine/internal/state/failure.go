@@ -35,7 +35,7 @@ func (s *Store) commit(b *pebble.Batch) (err error) {
 // disk is fixed goes on where the changelogs say.
 func (s *Store) fatal(cause string) {
 	s.log.Error("state: the local state store cannot be written; stopping. Free space (or fix the disk) under its directory and restart: "+
-		"what was committed is in the changelogs, and the tables are restored from them",
+		"what was committed is in Kafka (the changelogs, or the source topics), and the tables are restored from it",
 		"dir", s.dir, "err", cause)
 	exit(fatalStatus)
 }

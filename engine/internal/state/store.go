@@ -120,16 +120,17 @@ func (s *Store) Get(table string, partition int32, key []byte) ([]byte, bool, er
 }
 
 // Position is where a table partition's replay resumes: the next offset
-// to read of Topic, the table's changelog or, for a table restored from
-// its source (Def.SourceChangelog), the source topic.
+// to read of Topic, which is "" for the table's changelog and the source
+// topic for a table restored from its source (Def.SourceChangelog). (A
+// changelog position is stored as engines before source restores wrote
+// it, so that such an engine can still read it.)
 type Position struct {
 	Topic  string
 	Offset int64
 }
 
 // Checkpoint returns the position table's partition was last applied up
-// to, and whether it has one. A checkpoint written before positions named
-// their topic has Topic "" (it is a changelog offset).
+// to, and whether it has one.
 func (s *Store) Checkpoint(table string, partition int32) (Position, bool, error) {
 	v, closer, err := s.db.Get(checkpointKey(table, partition))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -143,6 +144,26 @@ func (s *Store) Checkpoint(table string, partition int32) (Position, bool, error
 		return Position{}, false, fmt.Errorf("state: checkpoint %s/%d: corrupt (%d bytes)", table, partition, len(v))
 	}
 	return Position{Topic: string(v[8:]), Offset: int64(binary.BigEndian.Uint64(v))}, true, nil
+}
+
+// CheckpointTopics returns the topics other than the changelog ("") that
+// table's partitions were last applied from.
+func (s *Store) CheckpointTopics(table string) ([]string, error) {
+	lower := append(append([]byte{'c'}, table...), 0)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("state: checkpoints of %s: %w", table, err)
+	}
+	defer it.Close()
+	seen := map[string]bool{}
+	var out []string
+	for ok := it.First(); ok; ok = it.Next() {
+		if v := it.Value(); len(v) > 8 && !seen[string(v[8:])] {
+			seen[string(v[8:])] = true
+			out = append(out, string(v[8:]))
+		}
+	}
+	return out, it.Error()
 }
 
 // Clear deletes every key of table's partition and its checkpoint, so that

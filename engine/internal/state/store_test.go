@@ -6,8 +6,9 @@ import (
 )
 
 // TestCheckpointNamesItsTopic covers checkpoints: none before the first
-// write, the position written with the last batch, one written by an older
-// engine (an offset without topic), and Clear.
+// write, the position written with the last batch, a changelog position
+// (stored as older engines read it), one written by an older engine, and
+// Clear.
 func TestCheckpointNamesItsTopic(t *testing.T) {
 	s, err := Open("")
 	if err != nil {
@@ -29,6 +30,24 @@ func TestCheckpointNamesItsTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after two batches, the second without checkpoint", Position{Topic: "in", Offset: 42}, true)
+	if topics, err := s.CheckpointTopics("t"); err != nil || len(topics) != 1 || topics[0] != "in" {
+		t.Errorf("CheckpointTopics: got %v, %v; want [in]", topics, err)
+	}
+
+	// A changelog position is stored as engines before source restores
+	// wrote it: eight bytes.
+	if err := s.Apply("t", 1, nil, &Position{Offset: 9}); err != nil {
+		t.Fatal(err)
+	}
+	check("a changelog position", Position{Offset: 9}, true)
+	if v, closer, err := s.db.Get(checkpointKey("t", 1)); err != nil || len(v) != 8 {
+		t.Errorf("changelog checkpoint stored as %x (%v), want 8 bytes", v, err)
+	} else {
+		closer.Close()
+	}
+	if topics, err := s.CheckpointTopics("t"); err != nil || len(topics) != 0 {
+		t.Errorf("CheckpointTopics after a changelog position: got %v, %v; want none", topics, err)
+	}
 
 	if err := s.db.Set(checkpointKey("t", 1), binary.BigEndian.AppendUint64(nil, 7), nil); err != nil {
 		t.Fatal(err)

@@ -61,8 +61,7 @@ type Def struct {
 	// topology.optimization=reuse.ktable.source.topics: the table writes
 	// no changelog, and a restore replays the source records (through the
 	// pipeline's filters) from the checkpoint up to the consumer group's
-	// committed offset. The source topic must keep every key's latest
-	// record (compacted, or retained forever).
+	// committed offset. The source topic must keep its records.
 	SourceChangelog bool
 }
 
@@ -70,8 +69,8 @@ type Def struct {
 // the source record key, and so needs a repartition topic.
 func (d Def) Repartitioned() bool { return d.Kind != Latest && d.GroupBy != "" }
 
-// Changelog is the compacted topic backing the table (none when
-// SourceChangelog is set).
+// Changelog is the name of the compacted topic backing the table (a table
+// with SourceChangelog has none).
 func (d Def) Changelog(app string) string { return app + "-" + d.Name + "-changelog" }
 
 // Repartition is the topic re-keying the table's input.

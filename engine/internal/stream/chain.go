@@ -96,6 +96,10 @@ type Batch struct {
 	// Lag is how many records of the partition were still to be read after
 	// the batch (the high watermark minus the next offset).
 	Lag int64
+	// SourceTableWrites counts, per table restored from its source, the
+	// keys the batch changed (the other tables' changes are their
+	// changelog records, among Outputs).
+	SourceTableWrites map[string]int
 
 	produced map[StageTopic]int
 }

@@ -74,8 +74,9 @@ func (h *handler) prepareWithRetry(ctx context.Context, sess sarama.ConsumerGrou
 }
 
 // prepare readies a newly claimed partition: it restores the partition's
-// tables, those restored from the source up to committed, the group's
-// committed offset (where the claim starts).
+// tables, from their changelogs, and from the source up to committed (the
+// group's committed offset, where the claim starts) for those restored
+// from the source.
 func (h *handler) prepare(ctx context.Context, sess sarama.ConsumerGroupSession, p int32, committed int64) error {
 	t := h.r.cfg.Tables
 	if t == nil {
@@ -105,7 +106,11 @@ func (h *handler) prepare(ctx context.Context, sess sarama.ConsumerGroupSession,
 			return err
 		}
 		if n > 0 {
-			h.r.log.Info("tables restored from their source", "tables", (&Tables{Defs: defs}).Names(), "topic", h.r.cfg.Topic,
+			names := make([]string, len(defs))
+			for i, d := range defs {
+				names[i] = d.Name
+			}
+			h.r.log.Info("tables restored from their source", "tables", names, "topic", h.r.cfg.Topic,
 				"partition", p, "records", n, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
@@ -212,32 +217,51 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.Consumer
 func (h *handler) committed(claim sarama.ConsumerGroupClaim, batch []*sarama.ConsumerMessage, res Result, msgs []*sarama.ProducerMessage, start time.Time) error {
 	h.logDeadLetters(res.Outputs)
 	if o := h.r.cfg.Chain.Observer; o != nil {
-		o.Committed(h.r.cfg.Chain.Pipeline, &Batch{
+		b := &Batch{
 			Topic: claim.Topic(), Partition: claim.Partition(), Inputs: batch,
 			Outputs: res.Outputs, Dropped: res.Dropped, Took: time.Since(start),
 			Lag: max(0, claim.HighWaterMarkOffset()-batch[len(batch)-1].Offset-1),
-		})
+		}
+		for _, w := range res.State {
+			if h.r.cfg.Tables.tableInfo(w.Table).source {
+				if b.SourceTableWrites == nil {
+					b.SourceTableWrites = map[string]int{}
+				}
+				b.SourceTableWrites[w.Table] += len(w.Writes)
+			}
+		}
+		o.Committed(h.r.cfg.Chain.Pipeline, b)
 	}
-	if len(res.State) == 0 {
+	t := h.r.cfg.Tables
+	if t == nil {
 		return nil
 	}
 	next := map[string]int64{}
 	for _, m := range msgs {
 		next[m.Topic] = m.Offset + 1
 	}
-	next[claim.Topic()] = batch[len(batch)-1].Offset + 1
-	t := h.r.cfg.Tables
+	written := map[string]bool{}
 	for _, w := range res.State {
-		topic := t.tableInfo(w.Table).changelog
-		if topic == "" {
-			topic = claim.Topic()
-		}
+		written[w.Table] = true
+		info := t.tableInfo(w.Table)
 		var cp *state.Position
-		if off, ok := next[topic]; ok {
-			cp = &state.Position{Topic: topic, Offset: off}
+		if info.source {
+			cp = &state.Position{Topic: claim.Topic(), Offset: batch[len(batch)-1].Offset + 1}
+		} else if off, ok := next[info.changelog]; ok {
+			cp = &state.Position{Offset: off}
 		}
 		if err := t.Store.Apply(w.Table, w.Partition, w.Writes, cp); err != nil {
 			return err
+		}
+	}
+	// A table restored from its source follows the batch even when the
+	// batch did not change it, so that a restart replays only what is new.
+	for _, d := range t.sourceDefs() {
+		if !written[d.Name] {
+			cp := &state.Position{Topic: claim.Topic(), Offset: batch[len(batch)-1].Offset + 1}
+			if err := t.Store.Apply(d.Name, claim.Partition(), nil, cp); err != nil {
+				return err
+			}
 		}
 	}
 	if res.Committed != nil {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -19,7 +20,7 @@ type Tracker struct {
 	mu        sync.RWMutex
 	owned     map[groupTopic]map[int32]bool
 	restoring map[string]map[int32]bool // table -> partitions
-	restored  map[string]int64          // table -> changelog records replayed
+	restored  map[string]int64          // table -> records replayed
 }
 
 type groupTopic struct{ group, topic string }
@@ -123,8 +124,9 @@ func (t *Tracker) addRestored(table string, n int) {
 	t.restored[table] += int64(n)
 }
 
-// Restored returns, by table, how many changelog records restores have
-// replayed since the engine started.
+// Restored returns, by table, how many records (changelog records, or
+// source records that reached the table) restores have replayed since the
+// engine started.
 func (t *Tracker) Restored() map[string]int64 {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -142,7 +144,7 @@ var barrierKey = []byte("\x00restore-barrier")
 func restore(ctx context.Context, client sarama.Client, store *state.Store, table, changelog string, p int32, barrier int64, tr *Tracker) (int, error) {
 	tr.setRestoring(table, p, true)
 	defer tr.setRestoring(table, p, false)
-	from, err := checkpoint(store, table, p, changelog, true)
+	from, err := checkpoint(store, table, p, "")
 	if err != nil {
 		return 0, err
 	}
@@ -174,7 +176,7 @@ func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store
 	var writes []state.Write
 	next := int64(-1)
 	flush := func() error {
-		err := store.Apply(table, p, writes, &state.Position{Topic: changelog, Offset: next})
+		err := store.Apply(table, p, writes, &state.Position{Offset: next})
 		tr.addRestored(table, len(writes))
 		writes = writes[:0]
 		return err
@@ -202,20 +204,28 @@ func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store
 	return n, flush()
 }
 
-// checkpoint returns the offset of topic from which to replay table's
-// partition p; changelog says topic is the table's changelog, which a
-// checkpoint without topic (written by an older engine) is an offset of. A
-// partition last applied from another topic (the table switched between
-// its changelog and its source) is cleared, and replayed from the start.
-func checkpoint(store *state.Store, table string, p int32, topic string, changelog bool) (int64, error) {
+// checkpoint returns the offset from which to replay table's partition p
+// from topic: the source topic for a table restored from its source, ""
+// for its changelog. A partition last applied from its changelog and now
+// restored from the source is cleared, and replayed from the start; the
+// other way round is refused (the changelog lacks what the source-restored
+// batches wrote), and the engine checks for it when it starts.
+func checkpoint(store *state.Store, table string, p int32, topic string) (int64, error) {
 	pos, ok, err := store.Checkpoint(table, p)
 	switch {
 	case err != nil:
 		return 0, err
 	case !ok:
 		return 0, nil
-	case pos.Topic == topic || pos.Topic == "" && changelog:
+	case pos.Topic == topic:
 		return pos.Offset, nil
+	case topic == "":
+		return 0, fmt.Errorf("stream: table %s partition %d was restored from topic %s: %w", table, p, pos.Topic, ErrSourceToChangelog)
 	}
 	return 0, store.Clear(table, p)
 }
+
+// ErrSourceToChangelog reports a table whose local state was kept with
+// changelog: source, now declared with changelog: topic: its changelog topic
+// lacks every batch processed meanwhile, so it cannot take over.
+var ErrSourceToChangelog = errors.New("a table restored from its source cannot go back to a changelog topic: keep changelog: source, or start the application anew (a new application_id)")

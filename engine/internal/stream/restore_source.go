@@ -24,16 +24,21 @@ type sourceRestore struct {
 	defs      []state.Def
 	topic     string
 	partition int32
-	end       int64 // the committed offset; < 0 when the group has none
+	end       int64 // the committed offset; < 0 when the group has none (the claim starts at the oldest offset)
 	tracker   *Tracker
 	log       *slog.Logger
 }
 
-// sourceIdle is how long a restore waits for a record before it takes the
-// source's remaining offsets below end to hold no record it can read
-// (aborted records and transaction markers, as after an offset reset to the
-// end of the topic).
-const sourceIdle = 5 * time.Second
+// sourceIdle is how long a restore waits for a record before it warns, and
+// sourceIdleRounds how many such waits in a row make it take the source's
+// offsets left below end to hold no record it can read: aborted records and
+// transaction markers, as after an offset reset to the end of a topic that
+// transactions write. (Processing commits the offset after a record it
+// read, so a restore normally reads the record just below end.)
+const (
+	sourceIdle       = 5 * time.Second
+	sourceIdleRounds = 3
+)
 
 // run restores the partition and returns how many source records it read.
 func (r *sourceRestore) run(ctx context.Context) (int, error) {
@@ -43,31 +48,30 @@ func (r *sourceRestore) run(ctx context.Context) (int, error) {
 	}
 	from := int64(-1)
 	for _, d := range r.defs {
-		off, err := checkpoint(r.tables.Store, d.Name, r.partition, r.topic, false)
+		off, err := checkpoint(r.tables.Store, d.Name, r.partition, r.topic)
 		if err != nil {
 			return 0, err
-		}
-		if r.end < 0 && off > 0 {
-			// The group has no committed offset (it was deleted, or its
-			// offsets expired): it processes the partition from the
-			// start, and the table follows from nothing.
-			if err := r.tables.Store.Clear(d.Name, r.partition); err != nil {
-				return 0, err
-			}
-			off = 0
 		}
 		if from < 0 || off < from {
 			from = off
 		}
 	}
+	// Without a committed offset (end < 0: the group's offsets were
+	// deleted or expired) the partition is processed again from its
+	// start; the table is kept, since processing a record twice leaves a
+	// latest table, and the aggregates of it, as they were.
 	if from >= r.end {
 		return 0, nil
 	}
 	oldest, err := r.client.GetOffset(r.topic, r.partition, sarama.OffsetOldest)
 	if err != nil {
-		return 0, fmt.Errorf("stream: restore from %s/%d: start offset: %w", r.topic, r.partition, err)
+		return 0, fmt.Errorf("stream: restore %s/%d from the source: start offset: %w", r.topic, r.partition, err)
 	}
-	from = max(from, oldest)
+	if oldest > from {
+		r.log.Warn("the source no longer holds every record the restore needs; the table lacks the keys only they held",
+			"topic", r.topic, "partition", r.partition, "checkpoint", from, "oldest", oldest)
+		from = oldest
+	}
 	if from >= r.end {
 		return 0, r.apply(nil, r.end, 0)
 	}
@@ -78,65 +82,93 @@ func (r *sourceRestore) run(ctx context.Context) (int, error) {
 	defer consumer.Close()
 	pc, err := consumer.ConsumePartition(r.topic, r.partition, from)
 	if err != nil {
-		return 0, fmt.Errorf("stream: restore from %s/%d at %d: %w", r.topic, r.partition, from, err)
+		return 0, fmt.Errorf("stream: restore %s/%d from the source at %d: %w", r.topic, r.partition, from, err)
 	}
 	defer pc.Close()
 	return r.replay(ctx, pc, from)
 }
 
-// replay applies the records of pc below end, a thousand at a time.
+// replay applies the records of pc below end, in store batches of about a
+// thousand records.
 func (r *sourceRestore) replay(ctx context.Context, pc sarama.PartitionConsumer, next int64) (int, error) {
-	// Only the source-restored tables: the others restore from their own
-	// changelogs.
-	view := &Tables{App: r.tables.App, Store: r.tables.Store, Defs: r.defs}
+	// Every table plans each record, as processing did, so that a record
+	// an aggregate rejects (processing dead-lettered it) changes nothing
+	// here either; only the source-restored tables' writes are kept.
+	view := &Tables{App: r.tables.App, Store: r.tables.Store, Defs: r.tables.Defs}
 	bs := newBatchState(view, r.partition)
-	n, read, pending := 0, 0, 0
+	n, applied := 0, 0
 	idle := time.NewTimer(sourceIdle)
 	defer idle.Stop()
+	idleRounds := 0
 	for next < r.end {
 		select {
 		case <-ctx.Done():
 			return n, ctx.Err()
-		case m := <-pc.Messages():
+		case m, ok := <-pc.Messages():
+			if !ok {
+				return n, r.consumerEnded(pc)
+			}
 			next = m.Offset + 1
 			if m.Offset >= r.end {
 				break // a record committed after the group's offset
 			}
 			n++
-			read++
 			if data, ok := r.chain.tableInput(m); ok {
-				// A record the tables rejected went to the DLQ when it
-				// was processed; here too it changes nothing.
-				_, _ = bs.update(data, m.Key, m.Timestamp)
-				pending++
+				if _, err := bs.update(data, m.Key, m.Timestamp); err == nil {
+					applied++
+				}
 			}
-			if pending >= 1000 {
-				if err := r.apply(bs, next, read); err != nil {
+			if applied >= 1000 {
+				if err := r.apply(bs, next, applied); err != nil {
 					return n, err
 				}
-				bs, read, pending = newBatchState(view, r.partition), 0, 0
+				bs, applied = newBatchState(view, r.partition), 0
 			}
 			idle.Reset(sourceIdle)
-		case err := <-pc.Errors():
-			return n, fmt.Errorf("stream: restore from %s/%d: %w", r.topic, r.partition, err)
+			idleRounds = 0
+		case err, ok := <-pc.Errors():
+			if !ok {
+				return n, r.consumerEnded(pc)
+			}
+			return n, fmt.Errorf("stream: restore %s/%d from the source: %w", r.topic, r.partition, err)
 		case <-idle.C:
-			r.log.Warn("restore read nothing more below the committed offset; the offsets left hold no committed record",
+			if idleRounds++; idleRounds < sourceIdleRounds {
+				r.log.Warn("restore waits for the source's records below the committed offset",
+					"topic", r.topic, "partition", r.partition, "next", next, "committed", r.end, "waited", sourceIdle*time.Duration(idleRounds))
+				idle.Reset(sourceIdle)
+				continue
+			}
+			r.log.Error("restore read nothing below the committed offset for a while: taking the offsets left to hold no committed record (aborted records, transaction markers)",
 				"topic", r.topic, "partition", r.partition, "next", next, "committed", r.end)
 			next = r.end
 		}
 	}
-	return n, r.apply(bs, r.end, read)
+	return n, r.apply(bs, r.end, applied)
 }
 
-// apply writes what bs holds (nothing when nil) to the store, with every
-// table's checkpoint at next, and counts the read source records as
-// replayed into each table.
-func (r *sourceRestore) apply(bs *batchState, next int64, read int) error {
+// consumerEnded is the error of a partition consumer whose channels
+// closed (sarama closes them after an error such as an offset out of
+// range, when retention deleted records under the restore).
+func (r *sourceRestore) consumerEnded(pc sarama.PartitionConsumer) error {
+	select {
+	case err, ok := <-pc.Errors():
+		if ok {
+			return fmt.Errorf("stream: restore %s/%d from the source: %w", r.topic, r.partition, err)
+		}
+	default:
+	}
+	return fmt.Errorf("stream: restore %s/%d from the source: the consumer stopped", r.topic, r.partition)
+}
+
+// apply writes what bs holds of the source-restored tables (nothing when
+// bs is nil) to the store, with their checkpoints at next, and counts the
+// applied records as replayed into each.
+func (r *sourceRestore) apply(bs *batchState, next int64, applied int) error {
 	byTable := map[string][]state.Write{}
 	if bs != nil {
 		_, writes, err := bs.flush()
 		if err != nil {
-			return err
+			return fmt.Errorf("stream: restore %s/%d from the source: %w", r.topic, r.partition, err)
 		}
 		for _, w := range writes {
 			byTable[w.Table] = w.Writes
@@ -146,7 +178,7 @@ func (r *sourceRestore) apply(bs *batchState, next int64, read int) error {
 		if err := r.tables.Store.Apply(d.Name, r.partition, byTable[d.Name], &state.Position{Topic: r.topic, Offset: next}); err != nil {
 			return err
 		}
-		r.tracker.addRestored(d.Name, read)
+		r.tracker.addRestored(d.Name, applied)
 	}
 	return nil
 }

@@ -35,7 +35,8 @@ type Tables struct {
 // tableInfo is what the tables' batches use of each table, computed once.
 type tableInfo struct {
 	needsOld  bool     // see needsOld
-	changelog string   // its changelog topic ("": restored from the source)
+	changelog string   // its changelog topic ("" when source)
+	source    bool     // restored from the source (state.Def.SourceChangelog)
 	stage     string   // its outputs' stage name, for metrics
 	fields    []string // a latest table's fields, sorted (nil: all)
 }
@@ -352,7 +353,7 @@ func (t *Tables) tableInfo(table string) *tableInfo {
 			defs = append(defs[:len(defs):len(defs)], *t.Repartitioned)
 		}
 		for _, d := range defs {
-			t.info[d.Name] = &tableInfo{stage: "table:" + d.Name, fields: d.SortedFields()}
+			t.info[d.Name] = &tableInfo{stage: "table:" + d.Name, fields: d.SortedFields(), source: d.SourceChangelog}
 			if !d.SourceChangelog {
 				t.info[d.Name].changelog = d.Changelog(t.App)
 			}
@@ -500,7 +501,7 @@ func (b *batchState) flush() ([]Output, []StateWrite, error) {
 		}
 		raw := buf[start:len(buf):len(buf)]
 		key := []byte(k.key)
-		if info.changelog != "" {
+		if !info.source {
 			outs = append(outs, Output{
 				Topic: info.changelog, Key: key, Value: raw,
 				Timestamp: b.lastTS, Stage: info.stage, Partition: b.partition, Pinned: true,

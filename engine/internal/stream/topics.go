@@ -32,12 +32,19 @@ func EnsureTopics(ctx context.Context, brokers []string, cfg *sarama.Config, spe
 			if d.NumPartitions != s.Partitions {
 				log.Warn("topic exists with another partition count; keeping it", "topic", s.Name, "partitions", d.NumPartitions, "configured", s.Partitions)
 			}
+			if s.KeepRecords {
+				checkKeepsRecords(admin, s.Name, log)
+			}
 			continue
 		}
-		detail := &sarama.TopicDetail{NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor}
+		detail := &sarama.TopicDetail{NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor, ConfigEntries: map[string]*string{}}
 		if s.Compact {
 			policy := "compact"
-			detail.ConfigEntries = map[string]*string{"cleanup.policy": &policy}
+			detail.ConfigEntries["cleanup.policy"] = &policy
+		}
+		if s.KeepRecords {
+			forever := "-1"
+			detail.ConfigEntries["retention.ms"] = &forever
 		}
 		err := admin.CreateTopic(s.Name, detail, false)
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
@@ -47,6 +54,22 @@ func EnsureTopics(ctx context.Context, brokers []string, cfg *sarama.Config, spe
 		log.Info("created topic", "topic", s.Name, "partitions", s.Partitions)
 	}
 	return errors.Join(errs...)
+}
+
+// checkKeepsRecords warns when topic, the source of a table restored from
+// its source, may delete records that a restore from nothing needs.
+func checkKeepsRecords(admin sarama.ClusterAdmin, topic string, log *slog.Logger) {
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
+	if err != nil {
+		log.Warn("cannot read the retention of a table's source topic", "topic", topic, "err", err)
+		return
+	}
+	for _, e := range entries {
+		if e.Name == "retention.ms" && e.Value != "-1" {
+			log.Warn("a table is restored from this topic (changelog: source), and the topic deletes records: a restore from nothing lacks what has expired; set retention.ms=-1",
+				"topic", topic, "retention.ms", e.Value)
+		}
+	}
 }
 
 // connectAdmin retries the connection until ctx ends, so the engine can
