@@ -185,7 +185,10 @@ func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store
 		select {
 		case <-ctx.Done():
 			return n, ctx.Err()
-		case m := <-pc.Messages():
+		case m, ok := <-pc.Messages():
+			if !ok {
+				return n, consumerEnded(pc, changelog, p)
+			}
 			next = m.Offset + 1
 			if string(m.Key) == string(barrierKey) {
 				continue
@@ -197,11 +200,28 @@ func replay(ctx context.Context, pc sarama.PartitionConsumer, store *state.Store
 					return n, err
 				}
 			}
-		case err := <-pc.Errors():
+		case err, ok := <-pc.Errors():
+			if !ok {
+				return n, consumerEnded(pc, changelog, p)
+			}
 			return n, fmt.Errorf("stream: restore %s/%d: %w", table, p, err)
 		}
 	}
 	return n, flush()
+}
+
+// consumerEnded is the error of a partition consumer of topic/p whose
+// channels closed (sarama closes them after an error such as an offset out
+// of range, when retention or compaction deleted records under a restore).
+func consumerEnded(pc sarama.PartitionConsumer, topic string, p int32) error {
+	select {
+	case err, ok := <-pc.Errors():
+		if ok {
+			return fmt.Errorf("stream: restore %s/%d: %w", topic, p, err)
+		}
+	default:
+	}
+	return fmt.Errorf("stream: restore %s/%d: the consumer stopped", topic, p)
 }
 
 // checkpoint returns the offset from which to replay table's partition p

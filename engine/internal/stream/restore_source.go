@@ -106,7 +106,7 @@ func (r *sourceRestore) replay(ctx context.Context, pc sarama.PartitionConsumer,
 			return n, ctx.Err()
 		case m, ok := <-pc.Messages():
 			if !ok {
-				return n, r.consumerEnded(pc)
+				return n, consumerEnded(pc, r.topic, r.partition)
 			}
 			next = m.Offset + 1
 			if m.Offset >= r.end {
@@ -128,7 +128,7 @@ func (r *sourceRestore) replay(ctx context.Context, pc sarama.PartitionConsumer,
 			idleRounds = 0
 		case err, ok := <-pc.Errors():
 			if !ok {
-				return n, r.consumerEnded(pc)
+				return n, consumerEnded(pc, r.topic, r.partition)
 			}
 			return n, fmt.Errorf("stream: restore %s/%d from the source: %w", r.topic, r.partition, err)
 		case <-idle.C:
@@ -144,20 +144,6 @@ func (r *sourceRestore) replay(ctx context.Context, pc sarama.PartitionConsumer,
 		}
 	}
 	return n, r.apply(bs, r.end, applied)
-}
-
-// consumerEnded is the error of a partition consumer whose channels
-// closed (sarama closes them after an error such as an offset out of
-// range, when retention deleted records under the restore).
-func (r *sourceRestore) consumerEnded(pc sarama.PartitionConsumer) error {
-	select {
-	case err, ok := <-pc.Errors():
-		if ok {
-			return fmt.Errorf("stream: restore %s/%d from the source: %w", r.topic, r.partition, err)
-		}
-	default:
-	}
-	return fmt.Errorf("stream: restore %s/%d from the source: the consumer stopped", r.topic, r.partition)
 }
 
 // apply writes what bs holds of the source-restored tables (nothing when
