@@ -493,7 +493,7 @@ func toRecord(m *sarama.ConsumerMessage) sdk.Record {
 // goroutine runs, its processor neither runs its timers nor lets the
 // goroutine they wake run next: a query that arrived meanwhile waits for
 // the whole batch. At every yieldInterval records the loop lets it go
-// first. Eight rather than 32: on a 2-core Xeon VM that halves the wait
+// first. Eight rather than 32: on a 2-core Xeon VM that shortens the wait
 // (query p99 2.1-2.4 ms against 2.5-2.9 ms, two runs each) at the same
 // records/s; a yield costs about 0.2 us.
 const yieldInterval = 8
