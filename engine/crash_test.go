@@ -85,6 +85,17 @@ func (c *child) waitConsumed(t *testing.T, n int64, timeout time.Duration) int64
 	return 0
 }
 
+// terminate stops the child with SIGTERM and checks that it exits 0.
+func (c *child) terminate(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Errorf("engine after SIGTERM: %v, want exit status 0", err)
+	}
+}
+
 func (c *child) kill(t *testing.T) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -122,12 +133,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 			// The aggregates count every transaction once: none twice, none
 			// lost; the status table answers each one's final status.
 			snapshotTables(t, "http://"+vars["BILLING_HTTP_LISTEN"], w)
-			if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.cmd.Wait(); err != nil {
-				t.Errorf("engine after SIGTERM: %v, want exit status 0", err)
-			}
+			c.terminate(t)
 		})
 	}
 }

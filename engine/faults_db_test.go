@@ -598,12 +598,7 @@ func TestFaultStateDiskFull(t *testing.T) {
 	c = startChild(t, bin, vars)
 	checkOutputs(t, b.Addr(), w)
 	snapshotTables(t, "http://"+vars["BILLING_HTTP_LISTEN"], w)
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Wait(); err != nil {
-		t.Errorf("engine after SIGTERM: %v, want exit status 0", err)
-	}
+	c.terminate(t)
 	log, _ = os.ReadFile(c.log.Name())
 	t.Logf("after the restart: %d table partitions restored from their changelogs", strings.Count(string(log), `msg="table restored"`))
 }

@@ -238,12 +238,7 @@ func (c *child) stopGracefully(t *testing.T) {
 		_ = c.cmd.Wait()
 		t.Fatalf("engine had already exited (%v): it did not survive the fault", c.cmd.ProcessState)
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Wait(); err != nil {
-		t.Errorf("engine after SIGTERM: %v, want exit status 0", err)
-	}
+	c.terminate(t)
 }
 
 // logCount counts the lines of the child's log that contain each pattern.
