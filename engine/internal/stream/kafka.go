@@ -35,13 +35,7 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.AutoCommit.Enable = false
 	cfg.Consumer.Return.Errors = true
-	// 1 MiB per partition and fetch, not 4: the same records/s (branch and
-	// status pipelines, 2+2 alternating runs of 1M records on a 2-core VM,
-	// inside the runs' noise) at a third of the peak RSS (316 and 276 MiB
-	// against 955 and 1,046 for the branch pipeline; 454 and 445 against
-	// 1,106 and 1,174 with the status table): what a fetch brings is
-	// decoded and buffered per partition, and the heap grows to GOGC times it.
-	cfg.Consumer.Fetch.Default = 1 << 20
+	cfg.Consumer.Fetch.Default = 4 << 20
 	cfg.Consumer.MaxProcessingTime = 30 * time.Second
 	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = 2 * time.Second
