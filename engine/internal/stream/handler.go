@@ -240,15 +240,17 @@ func (h *handler) committed(claim sarama.ConsumerGroupClaim, batch []*sarama.Con
 	for _, m := range msgs {
 		next[m.Topic] = m.Offset + 1
 	}
+	source := &state.Position{Topic: claim.Topic(), Offset: batch[len(batch)-1].Offset + 1}
 	written := map[string]bool{}
 	for _, w := range res.State {
 		written[w.Table] = true
 		info := t.tableInfo(w.Table)
-		var cp *state.Position
-		if info.source {
-			cp = &state.Position{Topic: claim.Topic(), Offset: batch[len(batch)-1].Offset + 1}
-		} else if off, ok := next[info.changelog]; ok {
-			cp = &state.Position{Offset: off}
+		cp := source
+		if !info.source {
+			cp = nil
+			if off, ok := next[info.changelog]; ok {
+				cp = &state.Position{Offset: off}
+			}
 		}
 		if err := t.Store.Apply(w.Table, w.Partition, w.Writes, cp); err != nil {
 			return err
@@ -258,8 +260,7 @@ func (h *handler) committed(claim sarama.ConsumerGroupClaim, batch []*sarama.Con
 	// batch did not change it, so that a restart replays only what is new.
 	for _, d := range t.sourceDefs() {
 		if !written[d.Name] {
-			cp := &state.Position{Topic: claim.Topic(), Offset: batch[len(batch)-1].Offset + 1}
-			if err := t.Store.Apply(d.Name, claim.Partition(), nil, cp); err != nil {
+			if err := t.Store.Apply(d.Name, claim.Partition(), nil, source); err != nil {
 				return err
 			}
 		}
