@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -43,10 +44,25 @@ type committer struct {
 
 // txnWorker is one of a committer's producers, with the goroutine that
 // alone uses it.
+//
+// The producer is sarama's AsyncProducer used without its successes: a
+// transaction's commit waits for every message in flight anyway, and a
+// message that failed puts the transaction in an error state that makes
+// the commit fail. A SyncProducer would pass each message through four
+// more channel operations and a pool to report a success nobody needs
+// (with the changelog records of a status table, that is a tenth of the
+// engine's CPU).
 type txnWorker struct {
 	c     *committer
 	txnID string
-	prod  sarama.SyncProducer
+	prod  sarama.AsyncProducer
+
+	// errs are the producer's failed messages, gathered as they come by
+	// the goroutine draining its Errors channel (a full channel would
+	// stall the producer), for the failure message of their transaction.
+	mu     sync.Mutex
+	errs   []*sarama.ProducerError
+	errsWG sync.WaitGroup
 }
 
 // txnProducers is how many transactions of a pipeline may be in flight at
@@ -110,7 +126,7 @@ func (c *committer) close() error {
 	var errs []error
 	for _, w := range c.workers {
 		if w.prod != nil {
-			if err := w.prod.Close(); err != nil {
+			if err := w.closeProducer(); err != nil {
 				errs = append(errs, fmt.Errorf("stream: close producer %s: %w", w.txnID, err))
 			}
 		}
@@ -183,10 +199,11 @@ func (w *txnWorker) transact(txn []*pendingCommit) error {
 			msgs = append(msgs, p.msgs...)
 		}
 	}
-	if len(msgs) > 0 {
-		if err := prod.SendMessages(msgs); err != nil {
-			return w.abort(fmt.Errorf("produce: %w", err))
-		}
+	w.mu.Lock()
+	w.errs = w.errs[:0]
+	w.mu.Unlock()
+	for _, m := range msgs {
+		prod.Input() <- m
 	}
 	offsets := map[string][]*sarama.PartitionOffsetMetadata{}
 	for _, p := range txn {
@@ -200,25 +217,83 @@ func (w *txnWorker) transact(txn []*pendingCommit) error {
 			return w.abort(fmt.Errorf("add offsets: %w", err))
 		}
 	}
+	// The commit waits for every message in flight; one that failed has
+	// put the transaction in an error state, and the commit fails.
 	if err := prod.CommitTxn(); err != nil {
+		if perr := w.failed(msgs); perr != nil {
+			return w.abort(fmt.Errorf("produce: %w", perr))
+		}
 		return w.abort(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
 
+// failed describes the failures of msgs that the producer reported: how
+// many, and the first one's topic and cause. It returns nil when none of
+// msgs failed (the commit itself did).
+func (w *txnWorker) failed(msgs []*sarama.ProducerMessage) error {
+	// An error is on the Errors channel before its message stops being in
+	// flight, not necessarily drained yet: wait a moment for it.
+	for range 20 {
+		w.mu.Lock()
+		n := len(w.errs)
+		w.mu.Unlock()
+		if n > 0 && len(w.prod.Errors()) == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mine := make(map[*sarama.ProducerMessage]bool, len(msgs))
+	for _, m := range msgs {
+		mine[m] = true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first *sarama.ProducerError
+	n := 0
+	for _, e := range w.errs {
+		if mine[e.Msg] {
+			if n++; first == nil {
+				first = e
+			}
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	return fmt.Errorf("%d of %d records not written, the first to %s: %w", n, len(msgs), first.Msg.Topic, first.Err)
+}
+
 // producer returns the transactional producer, creating it when needed.
-func (w *txnWorker) producer() (sarama.SyncProducer, error) {
+func (w *txnWorker) producer() (sarama.AsyncProducer, error) {
 	if w.prod != nil {
 		return w.prod, nil
 	}
 	cfg := *w.c.cfg
 	cfg.Producer.Transaction.ID = w.txnID
-	prod, err := sarama.NewSyncProducer(w.c.brokers, &cfg)
+	cfg.Producer.Return.Successes = false
+	cfg.Producer.Return.Errors = true
+	prod, err := sarama.NewAsyncProducer(w.c.brokers, &cfg)
 	if err != nil {
 		return nil, fmt.Errorf("stream: transactional producer %s: %w", w.txnID, err)
 	}
 	w.prod = prod
+	w.errsWG.Go(func() {
+		for e := range prod.Errors() {
+			w.mu.Lock()
+			w.errs = append(w.errs, e)
+			w.mu.Unlock()
+		}
+	})
 	return prod, nil
+}
+
+// closeProducer closes the producer and waits for its errors to drain.
+func (w *txnWorker) closeProducer() error {
+	err := w.prod.Close()
+	w.errsWG.Wait()
+	w.prod = nil
+	return err
 }
 
 // abort aborts the open transaction after cause. A producer that cannot go
@@ -240,8 +315,7 @@ func (w *txnWorker) abort(cause error) error {
 		return fmt.Errorf("stream: transaction %s: %w", w.txnID, cause)
 	}
 	w.c.log.Warn("transactional producer reset", "txn", w.txnID, "err", err)
-	_ = prod.Close()
-	w.prod = nil
+	_ = w.closeProducer()
 	return err
 }
 

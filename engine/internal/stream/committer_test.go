@@ -124,6 +124,10 @@ func TestCommitterAbortsTheWholeTransaction(t *testing.T) {
 	if results[1] == nil {
 		t.Fatal("a record over the size limit was committed")
 	}
+	// The failure names what failed: the record and why.
+	if msg := results[1].Error(); !strings.Contains(msg, "produce:") || !strings.Contains(msg, "larger than") {
+		t.Errorf("failure %q does not say the record was too large", msg)
+	}
 	// What failed is retried, as the handler retries it, without the bad
 	// record; then one more batch after.
 	for i, err := range results {
