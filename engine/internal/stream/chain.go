@@ -202,7 +202,7 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 			}
 		case st.Tables != nil:
 			if bs == nil {
-				bs = newBatchState(st.Tables, msgs[0].Partition)
+				bs = newBatchState(st.Tables, msgs[0].Partition, len(msgs))
 			}
 			items, outs = c.tables(bs, msgs, items, outs)
 		default:

@@ -40,6 +40,10 @@ const (
 	sourceIdleRounds = 3
 )
 
+// sourceBatch is how many source records a restore applies per store
+// batch.
+const sourceBatch = 1000
+
 // run restores the partition and returns how many source records it read.
 func (r *sourceRestore) run(ctx context.Context) (int, error) {
 	for _, d := range r.defs {
@@ -95,7 +99,7 @@ func (r *sourceRestore) replay(ctx context.Context, pc sarama.PartitionConsumer,
 	// an aggregate rejects (processing dead-lettered it) changes nothing
 	// here either; only the source-restored tables' writes are kept.
 	view := &Tables{App: r.tables.App, Store: r.tables.Store, Defs: r.tables.Defs}
-	bs := newBatchState(view, r.partition)
+	bs := newBatchState(view, r.partition, sourceBatch)
 	n, applied := 0, 0
 	idle := time.NewTimer(sourceIdle)
 	defer idle.Stop()
@@ -118,11 +122,11 @@ func (r *sourceRestore) replay(ctx context.Context, pc sarama.PartitionConsumer,
 					applied++
 				}
 			}
-			if applied >= 1000 {
+			if applied >= sourceBatch {
 				if err := r.apply(bs, next, applied); err != nil {
 					return n, err
 				}
-				bs, applied = newBatchState(view, r.partition), 0
+				bs, applied = newBatchState(view, r.partition, sourceBatch), 0
 			}
 			idle.Reset(sourceIdle)
 			idleRounds = 0

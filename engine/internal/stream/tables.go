@@ -30,6 +30,10 @@ type Tables struct {
 
 	infoOnce sync.Once
 	info     map[string]*tableInfo
+	// whole is set when every table is a latest table that keeps each
+	// key's last record whole (see needsOld): a record's update is then
+	// only a map assignment per table.
+	whole bool
 }
 
 // tableInfo is what the tables' batches use of each table, computed once.
@@ -153,6 +157,7 @@ type batchState struct {
 	dirty     map[tableKey]bool
 	lastTS    time.Time
 	cache     *partCache
+	sizeHint  int // the batch's records, to size its maps
 	// parts are the batch's repartition records, one per aggregate and
 	// group: the records of a batch that touch one group are combined
 	// into one change, since applying their deltas one by one or summed
@@ -171,9 +176,9 @@ type repartPart struct {
 
 type tableKey struct{ table, key string }
 
-func newBatchState(t *Tables, partition int32) *batchState {
+func newBatchState(t *Tables, partition int32, records int) *batchState {
 	return &batchState{
-		t: t, partition: partition,
+		t: t, partition: partition, sizeHint: records, order: make([]tableKey, 0, records*len(t.Defs)),
 		latest: map[string]map[string]map[string]any{},
 		aggs:   map[string]map[string]*state.AggValue{},
 		dirty:  map[tableKey]bool{},
@@ -272,6 +277,11 @@ type pendingChange struct {
 // update applies one record to every table and returns the repartition
 // records it produces.
 func (b *batchState) update(rec map[string]any, key []byte, ts time.Time) ([]Output, error) {
+	if b.t.keptWhole() {
+		b.keepWhole(rec, string(key))
+		b.lastTS = ts
+		return nil, nil
+	}
 	changes, err := b.plan(rec, string(key), ts)
 	if err != nil {
 		return nil, err
@@ -297,6 +307,32 @@ func (b *batchState) update(rec map[string]any, key []byte, ts time.Time) ([]Out
 	}
 	b.lastTS = ts
 	return outs, nil
+}
+
+// keptWhole reports whether every table keeps each key's last record
+// whole.
+func (t *Tables) keptWhole() bool {
+	t.tableInfo("")
+	return t.whole
+}
+
+// keepWhole makes rec the last record of key in every table, when every
+// table keeps it whole: nothing reads a table's rows back then, so a key
+// in a table's map is a key the batch changed, and the dirty set is not
+// needed to find them.
+func (b *batchState) keepWhole(rec map[string]any, key string) {
+	for i := range b.t.Defs {
+		name := b.t.Defs[i].Name
+		m := b.latest[name]
+		if m == nil {
+			m = make(map[string]map[string]any, b.sizeHint)
+			b.latest[name] = m
+		}
+		if _, seen := m[key]; !seen {
+			b.order = append(b.order, tableKey{name, key})
+		}
+		m[key] = rec
+	}
 }
 
 // repartition adds change to the batch's repartition record for group.
@@ -364,6 +400,12 @@ func (t *Tables) tableInfo(table string) *tableInfo {
 			}
 			if i := t.info[d.From]; d.From != "" && i != nil {
 				i.needsOld = true
+			}
+		}
+		t.whole = t.Repartitioned == nil
+		for _, d := range t.Defs {
+			if d.Kind != state.Latest || t.info[d.Name].needsOld {
+				t.whole = false
 			}
 		}
 	})

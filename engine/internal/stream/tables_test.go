@@ -32,7 +32,7 @@ func TestLatestTableWithoutAggregates(t *testing.T) {
 	if tables.needsOld(def.Name) {
 		t.Fatal("needsOld: a latest table nothing aggregates and without a version reads no old row")
 	}
-	bs := newBatchState(tables, 3)
+	bs := newBatchState(tables, 3, 8)
 	ts := time.Unix(1_700_000_000, 0)
 	for _, r := range []struct{ id, status string }{{"t1", "APPROVED"}, {"t2", "DECLINED"}, {"t1", "BILLED"}} {
 		outs, err := bs.update(map[string]any{"id": r.id, "status": r.status, "other": 1}, []byte(r.id), ts)
@@ -43,6 +43,9 @@ func TestLatestTableWithoutAggregates(t *testing.T) {
 	outs, writes, err := bs.flush()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(outs) != 2 {
+		t.Errorf("%d changelog records, want one per key (2)", len(outs))
 	}
 	got := map[string]string{}
 	for _, o := range outs {
@@ -69,7 +72,7 @@ func TestRepartitionCombinesPerGroup(t *testing.T) {
 	daily := state.Def{Name: "daily", Kind: state.Aggregate, From: "status", GroupBy: "client", By: []string{"status"}, Sum: "amount",
 		Window: 24 * time.Hour, TimeField: "at"}
 	tables := &Tables{App: "app", Store: openStore(t), Defs: []state.Def{status, totals, daily}}
-	bs := newBatchState(tables, 0)
+	bs := newBatchState(tables, 0, 8)
 
 	day := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
 	statuses := []string{"APPROVED", "BILLED", "REFUNDED"}
@@ -178,7 +181,7 @@ func TestFlushWritesEveryTable(t *testing.T) {
 	status := state.Def{Name: "status", Kind: state.Latest, Fields: []string{"status", "id"}}
 	counts := state.Def{Name: "counts", Kind: state.Count}
 	tables := &Tables{App: "app", Store: openStore(t), Defs: []state.Def{status, counts}}
-	bs := newBatchState(tables, 0)
+	bs := newBatchState(tables, 0, 8)
 	ts := time.Unix(1_700_000_000, 0)
 	const keys = 20
 	for i := range 3 * keys {
