@@ -569,7 +569,7 @@ func scnStartEngine(b *testing.B, addr string, sc scnScenario, vars map[string]s
 	args := []string{"run", file}
 	if dir := os.Getenv("BENCH_PROFILE"); dir != "" {
 		// A CPU profile of the child's whole run, one file per scenario.
-		args = []string{"run", "-cpuprofile", filepath.Join(dir, sc.key+".cpu.pprof"), file}
+		args = []string{"run", "-cpuprofile", filepath.Join(dir, sc.key+".cpu.pprof"), "-memprofile", filepath.Join(dir, sc.key+".mem.pprof"), file}
 	}
 	return bench.StartChild(b, enginetest.BuildEngine(b), args, env, listen)
 }

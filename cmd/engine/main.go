@@ -27,7 +27,7 @@ import (
 const usage = `usage: engine <command> [flags]
 
 commands:
-  run FILE        run the pipelines in FILE and the HTTP API (flag: -cpuprofile)
+  run FILE        run the pipelines in FILE and the HTTP API (flags: -cpuprofile, -memprofile)
   validate FILE   check FILE, its schemas and plugins; exit 1 on any error
   graph FILE      print FILE's topology as Mermaid text
   broker          run the embedded Kafka broker alone (flags: -listen, -data)
@@ -115,6 +115,7 @@ func fileArg(args []string) (string, error) {
 func cmdRun(ctx context.Context, args []string, opts []engine.Option, log *slog.Logger) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations of the whole run) to this file when the run ends")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
@@ -141,7 +142,27 @@ func cmdRun(ctx context.Context, args []string, opts []engine.Option, log *slog.
 		<-ctx.Done()
 		log.Info("stopping: finishing and committing the batches in hand; a second signal stops at once")
 	}()
-	return e.Run(ctx)
+	err = e.Run(ctx)
+	if *memProfile != "" {
+		if perr := writeHeapProfile(*memProfile); perr != nil {
+			return errors.Join(err, perr)
+		}
+	}
+	return err
+}
+
+// writeHeapProfile writes the heap profile, whose alloc_space and
+// alloc_objects sample every allocation since the process started.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memory profile: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("memory profile: %w", err)
+	}
+	return f.Close()
 }
 
 func cmdValidate(args []string, opts []engine.Option, stdout, stderr io.Writer) int {
