@@ -90,7 +90,11 @@ func (s *Store) Close() error {
 
 // dataKey is 'd' table 0x00 partition(4, big endian) key.
 func dataKey(table string, partition int32, key []byte) []byte {
-	b := make([]byte, 0, 1+len(table)+1+4+len(key))
+	return appendDataKey(make([]byte, 0, 1+len(table)+1+4+len(key)), table, partition, key)
+}
+
+// appendDataKey appends dataKey(table, partition, key) to b.
+func appendDataKey(b []byte, table string, partition int32, key []byte) []byte {
 	b = append(b, 'd')
 	b = append(b, table...)
 	b = append(b, 0)
@@ -197,8 +201,9 @@ func (s *Store) Clear(table string, partition int32) error {
 func (s *Store) Apply(table string, partition int32, writes []Write, cp *Position) error {
 	b := s.db.NewBatch()
 	defer b.Close()
+	var k []byte // the batch copies keys: one buffer serves them all
 	for _, w := range writes {
-		k := dataKey(table, partition, w.Key)
+		k = appendDataKey(k[:0], table, partition, w.Key)
 		var err error
 		if w.Value == nil {
 			err = b.Delete(k, nil)

@@ -171,7 +171,15 @@ type Result struct {
 // partition's session ended while a stage waited to retry) is returned, in
 // which case nothing of the batch may be committed.
 func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Result, error) {
-	outs := make([]Output, 0, len(msgs))
+	// A record's outputs: its sink record, and a changelog record per
+	// table, at most (flush appends those after the sinks).
+	perRecord := 1
+	for _, st := range c.Steps {
+		if st.Tables != nil {
+			perRecord += len(st.Tables.Defs)
+		}
+	}
+	outs := make([]Output, 0, perRecord*len(msgs))
 	items := make([]item, 0, len(msgs))
 	for i, m := range msgs {
 		yieldEvery(i)

@@ -312,7 +312,7 @@ func (b *batchState) update(rec map[string]any, key []byte, ts time.Time) ([]Out
 // keptWhole reports whether every table keeps each key's last record
 // whole.
 func (t *Tables) keptWhole() bool {
-	t.tableInfo("")
+	t.infoOnce.Do(t.computeInfo)
 	return t.whole
 }
 
@@ -382,37 +382,43 @@ func (t *Tables) needsOld(table string) bool { return t.tableInfo(table).needsOl
 // tableInfo returns the table's tableInfo (for a table not declared here,
 // one without changelog).
 func (t *Tables) tableInfo(table string) *tableInfo {
-	t.infoOnce.Do(func() {
-		t.info = map[string]*tableInfo{}
-		defs := t.Defs
-		if t.Repartitioned != nil {
-			defs = append(defs[:len(defs):len(defs)], *t.Repartitioned)
-		}
-		for _, d := range defs {
-			t.info[d.Name] = &tableInfo{stage: "table:" + d.Name, fields: d.SortedFields(), source: d.SourceChangelog}
-			if !d.SourceChangelog {
-				t.info[d.Name].changelog = d.Changelog(t.App)
-			}
-		}
-		for _, d := range defs {
-			if d.Kind == state.Latest && d.Version != "" {
-				t.info[d.Name].needsOld = true
-			}
-			if i := t.info[d.From]; d.From != "" && i != nil {
-				i.needsOld = true
-			}
-		}
-		t.whole = t.Repartitioned == nil
-		for _, d := range t.Defs {
-			if d.Kind != state.Latest || t.info[d.Name].needsOld {
-				t.whole = false
-			}
-		}
-	})
+	t.infoOnce.Do(t.computeInfo)
 	if i := t.info[table]; i != nil {
 		return i
 	}
-	return &tableInfo{}
+	return &noTableInfo
+}
+
+// noTableInfo is the tableInfo of a table not declared here.
+var noTableInfo tableInfo
+
+// computeInfo fills t.info and t.whole.
+func (t *Tables) computeInfo() {
+	t.info = map[string]*tableInfo{}
+	defs := t.Defs
+	if t.Repartitioned != nil {
+		defs = append(defs[:len(defs):len(defs)], *t.Repartitioned)
+	}
+	for _, d := range defs {
+		t.info[d.Name] = &tableInfo{stage: "table:" + d.Name, fields: d.SortedFields(), source: d.SourceChangelog}
+		if !d.SourceChangelog {
+			t.info[d.Name].changelog = d.Changelog(t.App)
+		}
+	}
+	for _, d := range defs {
+		if d.Kind == state.Latest && d.Version != "" {
+			t.info[d.Name].needsOld = true
+		}
+		if i := t.info[d.From]; d.From != "" && i != nil {
+			i.needsOld = true
+		}
+	}
+	t.whole = t.Repartitioned == nil
+	for _, d := range t.Defs {
+		if d.Kind != state.Latest || t.info[d.Name].needsOld {
+			t.whole = false
+		}
+	}
 }
 
 // plan computes a record's changes to every table without making them.
@@ -521,9 +527,9 @@ func (b *batchState) flush() ([]Output, []StateWrite, error) {
 	}
 	byTable := map[string]int{} // index in writes
 	var writes []StateWrite
-	// The batch's values share one buffer (a value's slice stays valid
-	// when a later append moves the buffer).
-	buf := make([]byte, 0, 256*len(b.order))
+	// The batch's values and keys share one buffer (a slice of it stays
+	// valid when a later append moves the buffer).
+	buf := make([]byte, 0, 300*len(b.order))
 	for i, k := range b.order {
 		yieldEvery(i)
 		info := b.t.tableInfo(k.table)
@@ -542,7 +548,9 @@ func (b *batchState) flush() ([]Output, []StateWrite, error) {
 			return nil, nil, fmt.Errorf("table %s: %w", k.table, err)
 		}
 		raw := buf[start:len(buf):len(buf)]
-		key := []byte(k.key)
+		start = len(buf)
+		buf = append(buf, k.key...)
+		key := buf[start:len(buf):len(buf)]
 		if !info.source {
 			outs = append(outs, Output{
 				Topic: info.changelog, Key: key, Value: raw,
