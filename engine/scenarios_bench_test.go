@@ -568,7 +568,7 @@ func scnStartEngine(b *testing.B, addr string, sc scnScenario, vars map[string]s
 	file := filepath.Join(enginetest.RepoRoot(b), sc.file)
 	args := []string{"run", file}
 	if dir := os.Getenv("BENCH_PROFILE"); dir != "" {
-		// A CPU profile of the child's whole run, one file per scenario.
+		// A CPU and an allocation profile of the child's whole run, per scenario.
 		args = []string{"run", "-cpuprofile", filepath.Join(dir, sc.key+".cpu.pprof"), "-memprofile", filepath.Join(dir, sc.key+".mem.pprof"), file}
 	}
 	return bench.StartChild(b, enginetest.BuildEngine(b), args, env, listen)
