@@ -222,11 +222,11 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 	}
 	res := Result{Outputs: outs, Dropped: dropped}
 	if bs != nil {
-		more, writes, err := bs.flush()
+		all, writes, err := bs.flush(res.Outputs)
 		if err != nil {
 			return Result{}, err
 		}
-		res.Outputs = append(res.Outputs, more...)
+		res.Outputs = all
 		res.State = writes
 		res.Committed = bs.committed
 	}

@@ -511,12 +511,11 @@ func (b *batchState) applyRepartitioned(value, key []byte, ts time.Time) error {
 	return b.apply(b.t.Repartitioned.Name, string(key), c)
 }
 
-// flush returns the batch's repartition records (one per aggregate and
-// group), its changelog records (one per changed key, pinned to the
-// partition; none for a table restored from its source) and its store
-// writes.
-func (b *batchState) flush() ([]Output, []StateWrite, error) {
-	var outs []Output
+// flush appends to outs the batch's repartition records (one per aggregate
+// and group) and its changelog records (one per changed key, pinned to the
+// partition; none for a table restored from its source), and returns them
+// with its store writes.
+func (b *batchState) flush(outs []Output) ([]Output, []StateWrite, error) {
 	for _, k := range b.partOrder {
 		p := b.parts[k]
 		v, err := json.Marshal(p.change)
@@ -560,7 +559,7 @@ func (b *batchState) flush() ([]Output, []StateWrite, error) {
 		j, ok := byTable[k.table]
 		if !ok {
 			j = len(writes)
-			writes = append(writes, StateWrite{Table: k.table, Partition: b.partition})
+			writes = append(writes, StateWrite{Table: k.table, Partition: b.partition, Writes: make([]state.Write, 0, len(b.order))})
 			byTable[k.table] = j
 		}
 		writes[j].Writes = append(writes[j].Writes, state.Write{Key: key, Value: raw})

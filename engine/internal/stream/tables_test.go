@@ -40,7 +40,7 @@ func TestLatestTableWithoutAggregates(t *testing.T) {
 			t.Fatalf("update %v: %v, %d repartition records", r, err, len(outs))
 		}
 	}
-	outs, writes, err := bs.flush()
+	outs, writes, err := bs.flush(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestRepartitionCombinesPerGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	outs, _, err := bs.flush()
+	outs, _, err := bs.flush(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestFlushWritesEveryTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	outs, writes, err := bs.flush()
+	outs, writes, err := bs.flush(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
