@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -216,5 +217,49 @@ func TestFlushWritesEveryTable(t *testing.T) {
 		if want := `{"count":3}`; got["counts"][id] != want {
 			t.Errorf("counts %s = %q, want %q", id, got["counts"][id], want)
 		}
+	}
+}
+
+// Two latest tables kept whole take each key's last record of the batch,
+// each its own fields of it, one changelog record per table and key, in
+// first-touch order.
+func TestTwoTablesKeptWhole(t *testing.T) {
+	store := openStore(t)
+	tables := &Tables{App: "app", Store: store, Defs: []state.Def{
+		{Name: "status", Kind: state.Latest, Fields: []string{"id", "status"}},
+		{Name: "amounts", Kind: state.Latest, Fields: []string{"amount"}},
+	}}
+	if !tables.keptWhole() {
+		t.Fatal("keptWhole: two latest tables without version or aggregates keep records whole")
+	}
+	bs := newBatchState(tables, 0, 4)
+	ts := time.Unix(1_700_000_000, 0)
+	for _, r := range []struct {
+		id, status string
+		amount     int64
+	}{{"t1", "APPROVED", 10}, {"t2", "DECLINED", 20}, {"t1", "BILLED", 30}} {
+		if _, err := bs.update(map[string]any{"id": r.id, "status": r.status, "amount": r.amount}, []byte(r.id), ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outs, writes, err := bs.flush(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range outs {
+		got = append(got, o.Topic+" "+string(o.Key)+" "+string(o.Value))
+	}
+	want := []string{
+		`app-status-changelog t1 {"id":"t1","status":"BILLED"}`,
+		`app-amounts-changelog t1 {"amount":30}`,
+		`app-status-changelog t2 {"id":"t2","status":"DECLINED"}`,
+		`app-amounts-changelog t2 {"amount":20}`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("changelog records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(writes) != 2 || len(writes[0].Writes) != 2 || len(writes[1].Writes) != 2 {
+		t.Errorf("store writes = %+v, want two tables of two keys", writes)
 	}
 }
