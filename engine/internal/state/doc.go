@@ -9,10 +9,11 @@
 // changelog records committed, so a crash leaves the store at or behind the
 // changelog, never ahead; restore replays the changelog from the checkpoint.
 // Changelog records hold whole values, so replaying one twice is harmless.
+// The store keeps no write-ahead log of its own (the changelog is one): a
+// crash takes it back to its last memtable flush, checkpoints included.
 //
-// A disk that is full or failing under the store is fatal: Pebble cannot
-// go on once its log cannot be written (it would panic and leave its commit
-// pipeline locked), and a flush that fails for want of space stalls every
+// A disk that is full or failing under the store is fatal: a flush that
+// fails for want of space stalls every
 // write while Pebble retries it without pause. The store then logs an error
 // naming its directory and the cause, and ends the process with status 2.
 // Since writes follow their commit in Kafka, nothing committed is lost: a

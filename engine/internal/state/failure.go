@@ -17,9 +17,9 @@ var exit = os.Exit
 // fatalStatus is the exit status of a store that cannot go on.
 const fatalStatus = 2
 
-// commit commits b. Pebble panics when its log cannot be written (a full
-// or failing disk), and leaves its commit pipeline locked: no later write
-// could complete, so that is fatal.
+// commit commits b. The store writes no log, so a commit only fills a
+// memtable; a panic in it (Pebble panics when a log it writes fails, and
+// leaves its commit pipeline locked) is fatal all the same.
 func (s *Store) commit(b *pebble.Batch) (err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -2,7 +2,6 @@ package state
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -82,36 +81,6 @@ func openFull(t *testing.T, fs vfs.FS) (*Store, *lockedBuffer, *atomic.Int64) {
 		t.Fatal(err)
 	}
 	return s, logs, &exits
-}
-
-// TestLogWriteFailsIsFatal fills the disk under the store's log: the
-// Apply that finds the log broken ends the process with a message naming
-// the directory and the cause, rather than a panic.
-func TestLogWriteFailsIsFatal(t *testing.T) {
-	fs := &fullFS{FS: vfs.NewMem(), suffix: ".log"}
-	s, logs, exits := openFull(t, fs)
-	// The store is left as the failure leaves it: Pebble's commit
-	// pipeline is locked, so Close would wait for ever.
-	value := bytes.Repeat([]byte("v"), 1024)
-	if err := s.Apply("t", 0, []Write{{Key: []byte("before"), Value: value}}, &Position{Offset: 1}); err != nil {
-		t.Fatal(err)
-	}
-	fs.left.Store(1 << 30)
-	var err error
-	for i := 0; i < 10_000 && exits.Load() == 0; i++ {
-		err = s.Apply("t", 0, []Write{{Key: fmt.Appendf(nil, "k%05d", i), Value: value}}, &Position{Offset: int64(i + 2)})
-	}
-	if exits.Load() == 0 {
-		t.Fatalf("10,000 writes on a full disk, and no exit; last error %v", err)
-	}
-	if err == nil {
-		t.Error("the Apply that found the log broken returned nil")
-	}
-	for _, want := range []string{"level=ERROR", "dir=db", "no space left on device", "cannot be written"} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("log %q: missing %q", logs.String(), want)
-		}
-	}
 }
 
 // TestFlushFailsIsFatal makes a flush fail for want of space: that is

@@ -55,6 +55,14 @@ func Open(dir string, options ...Option) (*Store, error) {
 	// 9% more records/s, 7% less CPU per record.
 	opts := &pebble.Options{Logger: quietLogger{s}, EventListener: s.events(), Cache: cache,
 		MemTableSize: 64 << 20, L0CompactionThreshold: 8, L0StopWritesThreshold: 32}
+	// No write-ahead log, as Kafka Streams runs RocksDB: the changelog (or
+	// the source topic) is the log. A crash loses what the memtables held
+	// since their last flush, values and checkpoints together (a batch's
+	// checkpoint is in the batch), so the store is left as it was after
+	// some earlier batch, and the restore replays the rest. Close flushes.
+	// Measured on the status-table benchmark (1M records, 2-core Xeon VM,
+	// three alternating pairs): 3-5% more records/s.
+	opts.DisableWAL = true
 	// Bloom filters make a miss (a new key, the common case for a status
 	// table) cost no block read.
 	opts.Levels = make([]pebble.LevelOptions, 7)
@@ -82,6 +90,11 @@ func Open(dir string, options ...Option) (*Store, error) {
 
 // Close flushes and closes the store.
 func (s *Store) Close() error {
+	// Without a write-ahead log, what the memtables hold is written only
+	// by a flush.
+	if err := s.db.Flush(); err != nil {
+		return errors.Join(fmt.Errorf("state: flush: %w", err), s.db.Close())
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close: %w", err)
 	}
@@ -189,15 +202,14 @@ func (s *Store) Clear(table string, partition int32) error {
 }
 
 // Apply writes writes and, when cp is set, the new checkpoint, as one
-// atomic batch. It does not wait for an fsync: the changelog is the source
-// of truth, a process crash loses nothing written, and after a machine
-// crash Pebble recovers a prefix of the batches, each whole, with its own
-// checkpoint, from which restore replays the rest.
+// atomic batch, in a memtable: the store keeps no log of its own (the
+// changelog is the source of truth). After a crash it holds the batches up
+// to its last memtable flush, each whole, with its own checkpoint, from
+// which restore replays the rest.
 //
-// A store whose log cannot be written (its disk is full or failing) can
-// take no more writes in this process: Pebble stops its commit pipeline
-// for good. Apply then logs why, naming the directory, and ends the
-// process with status 2 (see the package documentation).
+// A store whose flushes fail (its disk is full or failing) can take no
+// more writes in this process; it logs why, naming the directory, and
+// ends the process with status 2 (see the package documentation).
 func (s *Store) Apply(table string, partition int32, writes []Write, cp *Position) error {
 	b := s.db.NewBatch()
 	defer b.Close()

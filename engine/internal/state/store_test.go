@@ -2,6 +2,8 @@ package state
 
 import (
 	"encoding/binary"
+	"fmt"
+	"github.com/cockroachdb/pebble"
 	"testing"
 )
 
@@ -49,7 +51,7 @@ func TestCheckpointNamesItsTopic(t *testing.T) {
 		t.Errorf("CheckpointTopics after a changelog position: got %v, %v; want none", topics, err)
 	}
 
-	if err := s.db.Set(checkpointKey("t", 1), binary.BigEndian.AppendUint64(nil, 7), nil); err != nil {
+	if err := s.db.Set(checkpointKey("t", 1), binary.BigEndian.AppendUint64(nil, 7), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	check("an older engine's checkpoint", Position{Offset: 7}, true)
@@ -66,5 +68,39 @@ func TestCheckpointNamesItsTopic(t *testing.T) {
 	}
 	if _, ok, err := s.Get("t", 2, []byte("k")); err != nil || !ok {
 		t.Errorf("Clear of partition 1 took partition 2's key: %v, %v", ok, err)
+	}
+}
+
+// The store keeps no log of its own: Close flushes what the memtables
+// hold, so a reopened store has every value and checkpoint applied before.
+func TestCloseKeepsWrites(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < 3; p++ {
+		writes := []Write{{Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", p)}}
+		if err := s.Apply("t", p, writes, &Position{Offset: int64(10 + p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for p := int32(0); p < 3; p++ {
+		v, ok, err := s.Get("t", p, []byte("k"))
+		if err != nil || !ok || string(v) != fmt.Sprintf("v%d", p) {
+			t.Errorf("partition %d after reopening: %q, %v, %v; want v%d", p, v, ok, err, p)
+		}
+		cp, ok, err := s.Checkpoint("t", p)
+		if err != nil || !ok || cp.Offset != int64(10+p) {
+			t.Errorf("checkpoint of partition %d after reopening: %+v, %v, %v; want offset %d", p, cp, ok, err, 10+p)
+		}
 	}
 }
