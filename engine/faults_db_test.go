@@ -535,10 +535,13 @@ func fillDisk(t *testing.T, dir string) string {
 
 // TestFaultStateDiskFull runs the stream pipelines (with their tables) as
 // a child process with the state store on a 16 MiB tmpfs, and fills the
-// tmpfs up in the middle of a run. The engine stops with a non-zero status
-// and an error naming the state directory and "no space left on device"
-// (not a panic); once space is freed and it is started again, every output
-// is there exactly once and the tables count every transaction once.
+// tmpfs up in the middle of a run. The store keeps no log, so its
+// memtables take the records in memory and the full disk shows at their
+// next flush, at the latest the one of the shutdown, asked for here once
+// the records are in. The engine stops with a non-zero status and an error
+// naming the state directory and "no space left on device" (not a panic);
+// once space is freed and it is started again, every output is there
+// exactly once and the tables count every transaction once.
 func TestFaultStateDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test; run without -short")
@@ -559,9 +562,15 @@ func TestFaultStateDiskFull(t *testing.T) {
 	filler := fillDisk(t, stateDir)
 	produceKgo(t, b.Addr(), rest)
 
-	// The engine stops, saying why.
+	// The engine stops, saying why: on its own when a memtable flush finds
+	// the disk full, else when asked to, at the flush of its shutdown.
 	exited := make(chan error, 1)
 	go func() { exited <- c.cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for c.consumed() < int64(len(w.records)) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM) // fails when it has exited
 	var err error
 	select {
 	case err = <-exited:
