@@ -40,10 +40,16 @@ func (s *Store) fatal(cause string) {
 	exit(fatalStatus)
 }
 
-// diskFull reports whether err says the disk (or the user's quota) has no
-// room left.
-func diskFull(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+// diskFailed reports whether err says the disk (or the user's quota) has
+// no room left, or cannot be written at all: Pebble would retry the flush
+// without end, and writes stall behind it.
+func diskFailed(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // backgroundEvery is how often, at most, a background error is logged:
@@ -59,14 +65,14 @@ type backgroundErrors struct {
 
 // events returns the Pebble events s reports. A background error (a
 // flush or compaction that failed) is logged, at most every
-// backgroundEvery with how many were not; one from a full disk is fatal,
-// since the writes stall until a flush succeeds and Pebble retries it
-// without pause meanwhile, a core busy and nothing said. Write stalls are
-// logged.
+// backgroundEvery with how many were not; one from a full or failing disk
+// is fatal, since the writes stall until a flush succeeds and Pebble
+// retries it without pause meanwhile, a core busy and nothing said. Write
+// stalls are logged.
 func (s *Store) events() *pebble.EventListener {
 	return &pebble.EventListener{
 		BackgroundError: func(err error) {
-			if diskFull(err) {
+			if diskFailed(err) {
 				s.fatal(err.Error())
 				return
 			}

@@ -13,12 +13,13 @@ import (
 	"github.com/cockroachdb/pebble/vfs"
 )
 
-// fullFS is an in-memory filesystem whose disk fills up on demand: writes
-// to the files whose names end in suffix fail with ENOSPC while left > 0,
-// each failure counting down.
+// fullFS is an in-memory filesystem whose disk fills up (or fails) on
+// demand: writes to the files whose names end in suffix fail with errno
+// (ENOSPC when zero) while left > 0, each failure counting down.
 type fullFS struct {
 	vfs.FS
 	suffix string
+	errno  syscall.Errno
 	left   atomic.Int64
 }
 
@@ -39,7 +40,11 @@ type fullFile struct {
 func (f *fullFile) Write(p []byte) (int, error) {
 	if f.fs.left.Load() > 0 {
 		f.fs.left.Add(-1)
-		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.ENOSPC}
+		errno := f.fs.errno
+		if errno == 0 {
+			errno = syscall.ENOSPC
+		}
+		return 0, &os.PathError{Op: "write", Path: f.name, Err: errno}
 	}
 	return f.File.Write(p)
 }
@@ -83,29 +88,39 @@ func openFull(t *testing.T, fs vfs.FS) (*Store, *lockedBuffer, *atomic.Int64) {
 	return s, logs, &exits
 }
 
-// TestFlushFailsIsFatal makes a flush fail for want of space: that is
-// fatal too, logged with the directory and the cause. (Pebble retries the
-// flush; here the disk has room again after a few tries, so that the
-// store can close.)
+// TestFlushFailsIsFatal makes a flush fail for want of space, or with an
+// I/O error: that is fatal, logged with the directory and the cause.
+// (Pebble retries the flush; here the disk works again after a few tries,
+// so that the store can close.)
 func TestFlushFailsIsFatal(t *testing.T) {
-	fs := &fullFS{FS: vfs.NewMem(), suffix: ".sst"}
-	s, logs, exits := openFull(t, fs)
-	if err := s.Apply("t", 0, []Write{{Key: []byte("k"), Value: []byte("v")}}, &Position{Offset: 1}); err != nil {
-		t.Fatal(err)
-	}
-	fs.left.Store(3)
-	if err := s.db.Flush(); err != nil {
-		t.Fatalf("flush after the disk had room again: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if exits.Load() == 0 {
-		t.Fatalf("a flush failed with ENOSPC and nothing exited; log %q", logs.String())
-	}
-	for _, want := range []string{"level=ERROR", "dir=db", "no space left on device"} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("log %q: missing %q", logs.String(), want)
-		}
+	for _, tc := range []struct {
+		errno syscall.Errno
+		says  string
+	}{
+		{syscall.ENOSPC, "no space left on device"},
+		{syscall.EIO, "input/output error"},
+	} {
+		t.Run(tc.says, func(t *testing.T) {
+			fs := &fullFS{FS: vfs.NewMem(), suffix: ".sst", errno: tc.errno}
+			s, logs, exits := openFull(t, fs)
+			if err := s.Apply("t", 0, []Write{{Key: []byte("k"), Value: []byte("v")}}, &Position{Offset: 1}); err != nil {
+				t.Fatal(err)
+			}
+			fs.left.Store(3)
+			if err := s.db.Flush(); err != nil {
+				t.Fatalf("flush after the disk worked again: %v", err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if exits.Load() == 0 {
+				t.Fatalf("a flush failed with %v and nothing exited; log %q", tc.errno, logs.String())
+			}
+			for _, want := range []string{"level=ERROR", "dir=db", tc.says} {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("log %q: missing %q", logs.String(), want)
+				}
+			}
+		})
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
@@ -23,6 +26,13 @@ type Store struct {
 	log *slog.Logger
 	fs  vfs.FS // a test's; nil: the OS's (memory for an empty dir)
 	bg  backgroundErrors
+
+	// flushEvery is how often the memtables are flushed when something
+	// was written since the last flush; written counts those writes.
+	flushEvery time.Duration
+	written    atomic.Int64
+	stop       chan struct{}
+	flusher    sync.WaitGroup
 }
 
 // Option configures Open.
@@ -32,6 +42,15 @@ type Option func(*Store)
 // Apply) and Pebble's background errors. Default: a text log on stderr.
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
+// DefaultFlushEvery is how often, at most, the store flushes what it was
+// written to disk (a full memtable is flushed at once): the store keeps no
+// log, so this bounds what a crash takes back and a restore replays.
+const DefaultFlushEvery = 10 * time.Second
+
+// WithFlushEvery sets how often the store flushes its memtables when
+// something was written since the last flush (DefaultFlushEvery).
+func WithFlushEvery(d time.Duration) Option { return func(s *Store) { s.flushEvery = d } }
+
 // Write is one change to a table: Value nil deletes Key.
 type Write struct {
 	Key, Value []byte
@@ -40,7 +59,7 @@ type Write struct {
 // Open opens (creating if needed) the store in dir. An empty dir keeps the
 // store in memory (for tests). The caller MUST call Close.
 func Open(dir string, options ...Option) (*Store, error) {
-	s := &Store{dir: dir, log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	s := &Store{dir: dir, log: slog.New(slog.NewTextHandler(os.Stderr, nil)), flushEvery: DefaultFlushEvery, stop: make(chan struct{})}
 	for _, o := range options {
 		o(s)
 	}
@@ -59,7 +78,10 @@ func Open(dir string, options ...Option) (*Store, error) {
 	// the source topic) is the log. A crash loses what the memtables held
 	// since their last flush, values and checkpoints together (a batch's
 	// checkpoint is in the batch), so the store is left as it was after
-	// some earlier batch, and the restore replays the rest. Close flushes.
+	// some earlier batch, and the restore replays the rest. The store
+	// flushes at least every flushEvery while written to (as Kafka Streams
+	// flushes its stores at commits), so that is seconds of records even
+	// at a low rate; Close flushes.
 	// Measured on the status-table benchmark (1M records, 2-core Xeon VM,
 	// three alternating pairs): 3-5% more records/s.
 	opts.DisableWAL = true
@@ -85,11 +107,37 @@ func Open(dir string, options ...Option) (*Store, error) {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
 	s.db = db
+	if s.flushEvery > 0 {
+		s.flusher.Go(s.flushLoop)
+	}
 	return s, nil
+}
+
+// flushLoop flushes the memtables every flushEvery when something was
+// written since the last time, until Close.
+func (s *Store) flushLoop() {
+	t := time.NewTicker(s.flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if s.written.Swap(0) == 0 {
+				continue
+			}
+			// An error is a background error too, reported (or fatal) there.
+			if _, err := s.db.AsyncFlush(); err != nil {
+				s.log.Error("state: flush", "dir", s.dir, "err", err)
+			}
+		}
+	}
 }
 
 // Close flushes and closes the store.
 func (s *Store) Close() error {
+	close(s.stop)
+	s.flusher.Wait()
 	// Without a write-ahead log, what the memtables hold is written only
 	// by a flush.
 	if err := s.db.Flush(); err != nil {
@@ -198,6 +246,7 @@ func (s *Store) Clear(table string, partition int32) error {
 	if err := s.commit(b); err != nil {
 		return fmt.Errorf("state: clear %s/%d: %w", table, partition, err)
 	}
+	s.written.Add(1)
 	return nil
 }
 
@@ -235,6 +284,7 @@ func (s *Store) Apply(table string, partition int32, writes []Write, cp *Positio
 	if err := s.commit(b); err != nil {
 		return fmt.Errorf("state: apply %s/%d: %w", table, partition, err)
 	}
+	s.written.Add(1)
 	return nil
 }
 

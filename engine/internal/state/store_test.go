@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/cockroachdb/pebble"
 	"testing"
+	"time"
 )
 
 // TestCheckpointNamesItsTopic covers checkpoints: none before the first
@@ -102,5 +103,34 @@ func TestCloseKeepsWrites(t *testing.T) {
 		if err != nil || !ok || cp.Offset != int64(10+p) {
 			t.Errorf("checkpoint of partition %d after reopening: %+v, %v, %v; want offset %d", p, cp, ok, err, 10+p)
 		}
+	}
+}
+
+// Without a log, the store flushes what it was written at least every
+// flushEvery, so a crash takes back seconds of batches at most; an idle
+// store does not flush.
+func TestStoreFlushesWhileWritten(t *testing.T) {
+	s, err := Open(t.TempDir(), WithFlushEvery(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	flushes := func() int64 { return s.db.Metrics().Flush.Count }
+	time.Sleep(100 * time.Millisecond)
+	if n := flushes(); n != 0 {
+		t.Errorf("%d flushes of a store never written, want 0", n)
+	}
+	if err := s.Apply("t", 0, []Write{{Key: []byte("k"), Value: []byte("v")}}, &Position{Offset: 1}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for flushes() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if flushes() == 0 {
+		t.Fatal("a written store did not flush within 5s at a 20ms flush interval")
+	}
+	if n := s.db.Metrics().Levels[0].NumFiles; n == 0 {
+		t.Errorf("after the flush, level 0 holds no file")
 	}
 }
