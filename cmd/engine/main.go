@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -142,27 +143,35 @@ func cmdRun(ctx context.Context, args []string, opts []engine.Option, log *slog.
 		<-ctx.Done()
 		log.Info("stopping: finishing and committing the batches in hand; a second signal stops at once")
 	}()
-	err = e.Run(ctx)
+	var memFile *os.File
 	if *memProfile != "" {
-		if perr := writeHeapProfile(*memProfile); perr != nil {
+		// Created now, so that a bad path fails before the run, not after.
+		if memFile, err = os.Create(*memProfile); err != nil {
+			return fmt.Errorf("memory profile: %w", err)
+		}
+	}
+	err = e.Run(ctx)
+	if memFile != nil {
+		if perr := writeHeapProfile(memFile); perr != nil {
 			return errors.Join(err, perr)
 		}
 	}
 	return err
 }
 
-// writeHeapProfile writes the heap profile, whose alloc_space and
-// alloc_objects sample every allocation since the process started.
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("memory profile: %w", err)
-	}
+// writeHeapProfile writes the heap profile to f and closes it: its
+// alloc_space and alloc_objects sample every allocation since the process
+// started (up to a garbage collection, which it runs first).
+func writeHeapProfile(f *os.File) error {
+	runtime.GC()
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 		f.Close()
 		return fmt.Errorf("memory profile: %w", err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("memory profile: %w", err)
+	}
+	return nil
 }
 
 func cmdValidate(args []string, opts []engine.Option, stdout, stderr io.Writer) int {

@@ -214,6 +214,10 @@ func (w *txnWorker) transact(txn []*pendingCommit) error {
 	if len(offsets) > 0 {
 		meta := sarama.NewConsumerGroupMetadataFromSession(txn[0].sess, w.c.group, nil)
 		if err := prod.AddOffsetsToTxnWithGroupMetadata(offsets, meta); err != nil {
+			// A record that failed already ends the transaction here.
+			if perr := w.failed(msgs); perr != nil {
+				return w.abort(fmt.Errorf("produce: %w", perr))
+			}
 			return w.abort(fmt.Errorf("add offsets: %w", err))
 		}
 	}
@@ -310,6 +314,11 @@ func (w *txnWorker) abort(cause error) error {
 		if aerr := prod.AbortTxn(); aerr != nil {
 			err = fmt.Errorf("%w: abort: %w (after %w)", errFatalProducer, aerr, cause)
 		}
+	}
+	// A producer left in any other state (a commit whose retries ran out
+	// stays "ending") would refuse every later BeginTxn.
+	if err == nil && prod.TxnStatus()&sarama.ProducerTxnFlagReady == 0 {
+		err = fmt.Errorf("%w: left %s: %w", errFatalProducer, prod.TxnStatus(), cause)
 	}
 	if err == nil {
 		return fmt.Errorf("stream: transaction %s: %w", w.txnID, cause)
