@@ -28,9 +28,9 @@ type Store struct {
 	bg  backgroundErrors
 
 	// flushEvery is how often the memtables are flushed when something
-	// was written since the last flush; written counts those writes.
+	// was written since the last flush; written says whether it was.
 	flushEvery time.Duration
-	written    atomic.Int64
+	written    atomic.Bool
 	stop       chan struct{}
 	flusher    sync.WaitGroup
 }
@@ -123,7 +123,7 @@ func (s *Store) flushLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if s.written.Swap(0) == 0 {
+			if !s.written.Swap(false) {
 				continue
 			}
 			// An error is a background error too, reported (or fatal) there.
@@ -246,7 +246,7 @@ func (s *Store) Clear(table string, partition int32) error {
 	if err := s.commit(b); err != nil {
 		return fmt.Errorf("state: clear %s/%d: %w", table, partition, err)
 	}
-	s.written.Add(1)
+	s.written.Store(true)
 	return nil
 }
 
@@ -284,7 +284,7 @@ func (s *Store) Apply(table string, partition int32, writes []Write, cp *Positio
 	if err := s.commit(b); err != nil {
 		return fmt.Errorf("state: apply %s/%d: %w", table, partition, err)
 	}
-	s.written.Add(1)
+	s.written.Store(true)
 	return nil
 }
 

@@ -3,9 +3,10 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/cockroachdb/pebble"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble"
 )
 
 // TestCheckpointNamesItsTopic covers checkpoints: none before the first

@@ -215,21 +215,24 @@ func (w *txnWorker) transact(txn []*pendingCommit) error {
 		meta := sarama.NewConsumerGroupMetadataFromSession(txn[0].sess, w.c.group, nil)
 		if err := prod.AddOffsetsToTxnWithGroupMetadata(offsets, meta); err != nil {
 			// A record that failed already ends the transaction here.
-			if perr := w.failed(msgs); perr != nil {
-				return w.abort(fmt.Errorf("produce: %w", perr))
-			}
-			return w.abort(fmt.Errorf("add offsets: %w", err))
+			return w.abortAfter(msgs, "add offsets", err)
 		}
 	}
 	// The commit waits for every message in flight; one that failed has
 	// put the transaction in an error state, and the commit fails.
 	if err := prod.CommitTxn(); err != nil {
-		if perr := w.failed(msgs); perr != nil {
-			return w.abort(fmt.Errorf("produce: %w", perr))
-		}
-		return w.abort(fmt.Errorf("commit: %w", err))
+		return w.abortAfter(msgs, "commit", err)
 	}
 	return nil
+}
+
+// abortAfter aborts the transaction of msgs after step failed with err,
+// naming as the cause the records that failed, when some did.
+func (w *txnWorker) abortAfter(msgs []*sarama.ProducerMessage, step string, err error) error {
+	if perr := w.failed(msgs); perr != nil {
+		return w.abort(fmt.Errorf("produce: %w", perr))
+	}
+	return w.abort(fmt.Errorf("%s: %w", step, err))
 }
 
 // failed describes the failures of msgs that the producer reported: how
