@@ -568,8 +568,13 @@ func scnStartEngine(b *testing.B, addr string, sc scnScenario, vars map[string]s
 	file := filepath.Join(enginetest.RepoRoot(b), sc.file)
 	args := []string{"run", file}
 	if dir := os.Getenv("BENCH_PROFILE"); dir != "" {
-		// A CPU and an allocation profile of the child's whole run, per scenario.
-		args = []string{"run", "-cpuprofile", filepath.Join(dir, sc.key+".cpu.pprof"), "-memprofile", filepath.Join(dir, sc.key+".mem.pprof"), file}
+		// A CPU and an allocation profile of the child's whole run, per
+		// scenario; with BENCH_TRACE=1 an execution trace too.
+		args = []string{"run", "-cpuprofile", filepath.Join(dir, sc.key+".cpu.pprof"), "-memprofile", filepath.Join(dir, sc.key+".mem.pprof")}
+		if os.Getenv("BENCH_TRACE") == "1" {
+			args = append(args, "-trace", filepath.Join(dir, sc.key+".trace"))
+		}
+		args = append(args, file)
 	}
 	return bench.StartChild(b, enginetest.BuildEngine(b), args, env, listen)
 }

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/billing-engine/billing/engine"
@@ -117,6 +118,7 @@ func cmdRun(ctx context.Context, args []string, opts []engine.Option, log *slog.
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile (allocations of the whole run) to this file when the run ends")
+	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace reads it)")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
@@ -138,6 +140,17 @@ func cmdRun(ctx context.Context, args []string, opts []engine.Option, log *slog.
 			return fmt.Errorf("cpu profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer trace.Stop()
 	}
 	go func() {
 		<-ctx.Done()
