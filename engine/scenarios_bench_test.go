@@ -52,7 +52,8 @@ import (
 // Settings (environment): BENCH_N records per stream scenario (default
 // 1,000,000), BENCH_RUNS throughput runs per stream scenario (3),
 // BENCH_BILLING_N transactions per billing scenario (30,000), BENCH_RATE
-// (5,000), BENCH_LATENCY_SECONDS (20), BENCH_SCENARIOS a comma list of the
+// (5,000), BENCH_LATENCY_SECONDS (20), BENCH_QUERY_RATE the query
+// scenarios' queries/s (1,000; 0 asks back to back), BENCH_SCENARIOS a comma list of the
 // scenarios to run (ceiling, which always runs, branch, status,
 // status-source, tables, plugin, billing-sqlite, billing-mysql, queries,
 // queries-2), BENCH_BILLING_DB sqlite
@@ -97,6 +98,7 @@ func BenchmarkScenarios(b *testing.B) {
 // scnSettings are the benchmark's settings; see BenchmarkScenarios.
 type scnSettings struct {
 	n, billingN, rate int
+	queryRate         int // queries/s of the query scenarios; 0: back to back
 	runs              int // throughput runs per stream scenario
 	latency           time.Duration
 	only              map[string]bool // nil: every scenario
@@ -105,6 +107,7 @@ type scnSettings struct {
 
 const (
 	scnDefaultRate    = 5_000
+	scnDefaultQueries = 1_000
 	scnDefaultLatency = 20 * time.Second
 	scnDefaultBilling = 30_000
 	scnDefaultRuns    = 3
@@ -113,10 +116,11 @@ const (
 
 func scnSettingsFromEnv(b *testing.B) scnSettings {
 	s := scnSettings{n: scnDefaultN, billingN: scnDefaultBilling, rate: scnDefaultRate, latency: scnDefaultLatency, runs: scnDefaultRuns,
-		billingDB: os.Getenv("BENCH_BILLING_DB")}
+		queryRate: scnDefaultQueries, billingDB: os.Getenv("BENCH_BILLING_DB")}
 	s.n = envInt(b, "BENCH_N", s.n)
 	s.billingN = envInt(b, "BENCH_BILLING_N", s.billingN)
 	s.rate = envInt(b, "BENCH_RATE", s.rate)
+	s.queryRate = envInt(b, "BENCH_QUERY_RATE", s.queryRate)
 	if s.runs = envInt(b, "BENCH_RUNS", s.runs); s.runs < 1 {
 		b.Fatalf("BENCH_RUNS=%d: want at least 1", s.runs)
 	}
@@ -148,8 +152,21 @@ func (s scnSettings) wants(key string) bool {
 
 // setup is the sentence on the records and rates, for BENCHMARKS.md.
 func (s scnSettings) setup() string {
-	return fmt.Sprintf("%s transactions per stream scenario, records/s the median of %d runs; %s per billing scenario; latency phase %.0f s per scenario at %s/s, or half the scenario's throughput when that is lower",
-		bench.Thousands(int64(s.n)), s.runs, bench.Thousands(int64(s.billingN)), s.latency.Seconds(), bench.Thousands(int64(s.rate)))
+	return fmt.Sprintf("%s transactions per stream scenario, records/s the median of %d runs; %s per billing scenario; latency phase %.0f s per scenario at %s/s, or half the scenario's throughput when that is lower; %s",
+		bench.Thousands(int64(s.n)), s.runs, bench.Thousands(int64(s.billingN)), s.latency.Seconds(), bench.Thousands(int64(s.rate)), s.queriesSetup())
+}
+
+// queriesSetup says how often the query scenarios' client asks.
+func (s scnSettings) queriesSetup() string {
+	return "status " + s.queriesAt()
+}
+
+// queriesAt is the query scenarios' "latency at".
+func (s scnSettings) queriesAt() string {
+	if s.queryRate <= 0 {
+		return "queries back to back"
+	}
+	return fmt.Sprintf("queries at %s/s", bench.Thousands(int64(s.queryRate)))
 }
 
 // draft says which settings differ from the defaults, or "".
@@ -162,6 +179,7 @@ func (s scnSettings) draft() string {
 		{"BENCH_N", s.n, scnDefaultN},
 		{"BENCH_BILLING_N", s.billingN, scnDefaultBilling},
 		{"BENCH_RATE", s.rate, scnDefaultRate},
+		{"BENCH_QUERY_RATE", s.queryRate, scnDefaultQueries},
 		{"BENCH_RUNS", s.runs, scnDefaultRuns},
 		{"BENCH_LATENCY_SECONDS", int(s.latency.Seconds()), int(scnDefaultLatency.Seconds())},
 	} {
@@ -233,7 +251,7 @@ func scnAll() []scnScenario {
 		plugin,
 		billing("billing-sqlite", "billing end to end, SQLite (billed and emailed/s)"),
 		billing(bench.KeyBillingMySQL, "billing end to end, MariaDB (billed and emailed/s)"),
-		{key: "queries", name: "status queries while the status pipeline consumes (1 client; latency = query)",
+		{key: bench.KeyQueries, name: "status queries while the status pipeline consumes (1 client; latency = query)",
 			file: "engine/testdata/bench/status.yaml", app: "bench-queries", first: "consumed/processor",
 			done: []string{"produced/processor/branch/"}, run: scnRunQueries},
 		{key: bench.KeyQueries2, name: "status queries, two instances of one core each",
@@ -305,16 +323,43 @@ func scnRunQueries(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 	defer br.Close()
 	produceBench(b, br.Addr(), s.n)
 	p := scnStartEngine(b, br.Addr(), sc, nil)
-	q := scnStartQuerier(b, p.API(), []string{p.API()}, sc.done[0])
+	q := scnStartQuerier(b, p.API(), []string{p.API()}, sc.done[0], s.queryRate)
 	thr := p.Throughput(b, sc.first, sc.done, s.n, nil, nil)
 	res := q.stop(b)
 	if len(res.local) == 0 {
 		b.Fatalf("queries: no answer with 200 (%d other answers, %d errors)", res.other, res.errors)
 	}
-	lat := bench.Percentiles(res.local)
-	lat.At = "queries, back to back"
-	b.Logf("queries: %d answered, %d not 200, %d errors; the client ran at nice %d", len(res.local), res.other, res.errors, res.nice)
-	return []bench.Row{scnFinish(b, sc, p, thr, lat, s.n)}
+	b.Logf("queries: %d answered, %d not 200, %d errors, %d without a receive stamp; the client ran at nice %d",
+		len(res.local), res.other, res.errors, res.unstamped, res.nice)
+	row := scnFinish(b, sc, p, thr, bench.Latency{}, s.n)
+	return scnQueryRows(s, row, []scnQueryPart{{sc.key, sc.name, res.local, res.localRoundTrip}})
+}
+
+// scnQueryPart is one kind of answer of a query scenario: its key and
+// name, and its times at the client's socket and over the round trip.
+type scnQueryPart struct {
+	key, name           string
+	atSocket, roundTrip []time.Duration
+}
+
+// scnQueryRows returns two rows per part of a query scenario, both with
+// row's throughput: the answers' times at the client's socket (the row
+// the targets read), and their round trips, which add the client's own
+// wait for a core ("<key>-round-trip").
+func scnQueryRows(s scnSettings, row bench.Row, parts []scnQueryPart) []bench.Row {
+	var rows []bench.Row
+	for _, part := range parts {
+		at := bench.Percentiles(part.atSocket)
+		at.At = s.queriesAt() + "; at the client's socket"
+		rt := bench.Percentiles(part.roundTrip)
+		rt.At = s.queriesAt() + "; client round trip"
+		r := row
+		r.Key, r.Name, r.Latency = part.key, part.name, at
+		rows = append(rows, r)
+		r.Key, r.Name, r.Latency = part.key+"-round-trip", part.name+" (client round trip)", rt
+		rows = append(rows, r)
+	}
+	return rows
 }
 
 // scnRunQueries2 measures status queries to one of two instances sharing
@@ -341,7 +386,7 @@ func scnRunQueries2(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 	for _, p := range instances {
 		p.WaitFor(b, 2*time.Minute, func(snap map[string]int64) bool { return snap[sc.first] > 0 })
 	}
-	q := scnStartQuerier(b, apis[0], apis, sc.done[0])
+	q := scnStartQuerier(b, apis[0], apis, sc.done[0], s.queryRate)
 	start := time.Now()
 	var cpu0 []map[int]time.Duration
 	for _, p := range instances {
@@ -379,29 +424,23 @@ func scnRunQueries2(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 	for _, p := range instances {
 		p.Stop(b)
 	}
-	b.Logf("%s: %d answered locally, %d forwarded, %d not 200, %d errors; the client ran at nice %d",
-		sc.key, len(res.local), len(res.forwarded), res.other, res.errors, res.nice)
+	b.Logf("%s: %d answered locally, %d forwarded, %d not 200, %d errors, %d without a receive stamp; the client ran at nice %d",
+		sc.key, len(res.local), len(res.forwarded), res.other, res.errors, res.unstamped, res.nice)
 	batching, err := bench.Batching(filepath.Join(enginetest.RepoRoot(b), sc.file))
 	if err != nil {
 		b.Fatal(err)
 	}
-	var rows []bench.Row
-	for _, part := range []struct {
-		key, name string
-		took      []time.Duration
-	}{
-		{bench.KeyQueries2Local, sc.name + ": answered by the instance asked", res.local},
-		{bench.KeyQueries2Forwarded, sc.name + ": forwarded to the other", res.forwarded},
-	} {
-		if len(part.took) == 0 {
+	parts := []scnQueryPart{
+		{bench.KeyQueries2Local, sc.name + ": answered by the instance asked", res.local, res.localRoundTrip},
+		{bench.KeyQueries2Forwarded, sc.name + ": forwarded to the other", res.forwarded, res.forwardedRoundTrip},
+	}
+	for _, part := range parts {
+		if len(part.atSocket) == 0 {
 			b.Fatalf("%s: no answer", part.key)
 		}
-		lat := bench.Percentiles(part.took)
-		lat.At = "queries, back to back"
-		rows = append(rows, bench.Row{Key: part.key, Name: part.name, Rate: thr.Rate, Records: s.n, CPU: thr.CPU, RSSKiB: rss,
-			Latency: lat, File: sc.file, Batching: batching})
 	}
-	return rows
+	row := bench.Row{Rate: thr.Rate, Records: s.n, CPU: thr.CPU, RSSKiB: rss, File: sc.file, Batching: batching}
+	return scnQueryRows(s, row, parts)
 }
 
 // scnQuerier is the query client of the query benchmarks: a process of its
@@ -415,18 +454,21 @@ type scnQuerier struct {
 	out   string
 }
 
-// scnQueries is what the querier measured.
+// scnQueries is what the querier measured: the answers' times at its
+// socket and their round trips.
 type scnQueries struct {
-	local, forwarded    []time.Duration
-	other, errors, nice int
+	local, forwarded                   []time.Duration
+	localRoundTrip, forwardedRoundTrip []time.Duration
+	other, errors, unstamped, nice     int
 }
 
 // scnStartQuerier starts querying api for the keys the instances at
-// follow have counted in their counters with the prefix progress.
-func scnStartQuerier(b *testing.B, api string, follow []string, progress string) *scnQuerier {
+// follow have counted in their counters with the prefix progress, rate
+// queries a second at most (0: back to back).
+func scnStartQuerier(b *testing.B, api string, follow []string, progress string, rate int) *scnQuerier {
 	q := &scnQuerier{out: filepath.Join(b.TempDir(), "queries.json")}
 	bin := enginetest.BuildPlugin(b, "engine/internal/bench/querier")
-	args := []string{"-api", api, "-follow", strings.Join(follow, ","), "-progress", progress, "-out", q.out}
+	args := []string{"-api", api, "-follow", strings.Join(follow, ","), "-progress", progress, "-out", q.out, "-rate", strconv.Itoa(rate)}
 	if nice, err := exec.LookPath("nice"); err == nil {
 		// Without the privilege, nice says so and runs it as it is.
 		args = append([]string{"-n", "-10", bin}, args...)
@@ -440,10 +482,12 @@ func scnStartQuerier(b *testing.B, api string, follow []string, progress string)
 func (q *scnQuerier) stop(b *testing.B) scnQueries {
 	q.child.Stop(b)
 	var res struct {
-		Local         []int64 `json:"local_ns"`
-		Forwarded     []int64 `json:"forwarded_ns"`
-		Other, Errors int
-		Nice          int
+		Local              []int64 `json:"local_ns"`
+		Forwarded          []int64 `json:"forwarded_ns"`
+		LocalRoundTrip     []int64 `json:"local_round_trip_ns"`
+		ForwardedRoundTrip []int64 `json:"forwarded_round_trip_ns"`
+		Other, Errors      int
+		Unstamped, Nice    int
 	}
 	raw, err := os.ReadFile(q.out)
 	if err == nil {
@@ -459,7 +503,9 @@ func (q *scnQuerier) stop(b *testing.B) scnQueries {
 		}
 		return d
 	}
-	return scnQueries{local: durations(res.Local), forwarded: durations(res.Forwarded), other: res.Other, errors: res.Errors, nice: res.Nice}
+	return scnQueries{local: durations(res.Local), forwarded: durations(res.Forwarded),
+		localRoundTrip: durations(res.LocalRoundTrip), forwardedRoundTrip: durations(res.ForwardedRoundTrip),
+		other: res.Other, errors: res.Errors, unstamped: res.Unstamped, nice: res.Nice}
 }
 
 // scnRunBilling runs pipelines/billing.yaml whole with its plugins, on the

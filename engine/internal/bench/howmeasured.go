@@ -35,18 +35,26 @@ batching; no decoding, no transactions, offsets auto-committed.
   the partitions ready when it begins), and a batch closes at
   max_batch records or after max_wait (listed below), so batching and the
   commit are most of it; the pipeline files are as a user would run them.
-- **Status queries**: one client asks back to back for the status of
-  random transactions already processed (` + "`GET /api/v1/transactions/{id}/status`" + `)
-  while the status pipeline consumes the records at full speed; the
-  latency columns are the query's round trip, the other columns the
+- **Status queries**: one client asks for the status of random
+  transactions already processed (` + "`GET /api/v1/transactions/{id}/status`" + `),
+  one query at a time on one keep-alive connection, at most a fixed rate
+  (listed in the setup) while the status pipeline consumes the records at
+  full speed; the latency columns are the query's, the other columns the
   pipeline's. The client (` + "`engine/internal/bench/querier`" + `) is a process of its
-  own, as a real client is, started at nice -10 where the system allows
-  (root or CAP_SYS_NICE): the engine and the broker keep both cores busy,
-  and a client at their priority would wait for a core to read each answer.
+  own, as a real client is. A query's time runs from just before the client
+  writes the request until the answer's last segment reaches the client's
+  socket, as the kernel stamps it on arrival (SO_TIMESTAMPNS): the engine's
+  answer as a client on another machine would get it. The client shares the
+  two cores that the engine and the broker keep busy, and may then wait
+  milliseconds for one before it reads an answer, even at nice -10 (where
+  the system allows it, root or CAP_SYS_NICE; nice sets a share of the CPU
+  on an EEVDF kernel, not how soon a waking task runs): the
+  ` + "`-round-trip`" + ` rows are the same answers timed until the client had read them,
+  that wait included.
   ` + "`queries`" + ` asks the one instance; ` + "`queries-2`" + ` runs two instances of the application,
   one core each (GOMAXPROCS=1), and asks one of them, which answers the
   keys of its partitions itself and forwards the others to their owner
-  (one row each; records/s and CPU are the two instances' together).
+  (rows for each; records/s and CPU are the two instances' together).
 
 Every process shares the machine's cores: the broker and the load
 generator run beside the child.

@@ -1,7 +1,16 @@
 // Command querier is the query client of the engine's query benchmark
 // (the "queries" scenario of BenchmarkScenarios): it asks an engine for
 // the status of random transactions among those processed so far, one
-// query at a time, and writes how long each answer took.
+// query at a time (back to back, or at most -rate a second), and writes
+// how long each answer took.
+//
+// An answer's time runs from just before the request is written until the
+// answer has reached the querier's socket, as the kernel stamps it on
+// arrival (SO_TIMESTAMPNS): that is the engine's answer as a client on
+// another machine sees it. The querier shares the engine's two busy cores
+// and may wait milliseconds for one before it reads the answer (nice -10
+// does not spare it that on an EEVDF kernel); the round trip until it has
+// read the answer is kept too, apart.
 //
 // An answer names the instance that served it; the querier keeps the
 // times of the answers the queried instance served itself apart from those
@@ -22,7 +31,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -37,10 +45,20 @@ import (
 // Result is what the querier writes to -out.
 type Result struct {
 	// Local are the times of the answers with status 200 that the
-	// queried instance served itself, in nanoseconds; Forwarded, of those
+	// queried instance served itself, in nanoseconds, from just before the
+	// request was written until the answer's last segment reached the
+	// querier's socket (the kernel's receive stamp); Forwarded, of those
 	// another instance served.
 	Local     []int64 `json:"local_ns"`
 	Forwarded []int64 `json:"forwarded_ns"`
+	// LocalRoundTrip and ForwardedRoundTrip are the same answers' times
+	// until the querier had read and parsed them: they add the wait of
+	// the querier itself for a core.
+	LocalRoundTrip     []int64 `json:"local_round_trip_ns"`
+	ForwardedRoundTrip []int64 `json:"forwarded_round_trip_ns"`
+	// Unstamped counts answers that came without a receive stamp (their
+	// time is then the round trip).
+	Unstamped int `json:"unstamped"`
 	// Other counts answers with another status; Errors, failed requests.
 	Other  int `json:"other"`
 	Errors int `json:"errors"`
@@ -55,6 +73,7 @@ func main() {
 	progress := flag.String("progress", "produced/processor/branch/", "the counters (a prefix) that count processed records")
 	key := flag.String("key", "tx-bench-%08d", "the format of the keys, numbered from 1")
 	out := flag.String("out", "", "where to write the result")
+	rate := flag.Int("rate", 0, "queries per second at most, one at a time (0: back to back)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -64,7 +83,7 @@ func main() {
 		urls = []string{*api}
 	}
 	go followAll(ctx, urls, *progress, &done)
-	res := query(ctx, *api, *key, &done)
+	res := query(ctx, *api, *key, *rate, &done)
 	res.Nice = niceness()
 	b, err := json.Marshal(res)
 	if err == nil {
@@ -104,38 +123,79 @@ func followAll(ctx context.Context, urls []string, prefix string, done *atomic.I
 	}
 }
 
-func query(ctx context.Context, api, key string, done *atomic.Int64) Result {
+func query(ctx context.Context, api, key string, rate int, done *atomic.Int64) Result {
 	var res Result
-	client := &http.Client{Timeout: 5 * time.Second}
 	rng := rand.New(rand.NewPCG(1, 2))
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Second / time.Duration(rate)
+	}
+	next := time.Now()
+	var conn *stampedConn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
 	for ctx.Err() == nil {
 		n := done.Load()
 		if n < 1000 {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		url := api + "/api/v1/transactions/" + fmt.Sprintf(key, 1+rng.IntN(int(n/2))) + "/status"
-		start := time.Now()
-		resp, err := client.Get(url)
+		if conn == nil {
+			c, err := dialStamped(api)
+			if err != nil {
+				res.Errors++
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			conn = c
+		}
+		if interval > 0 {
+			// Paced: one query per interval, never a burst to catch up.
+			if wait := time.Until(next); wait > 0 {
+				time.Sleep(wait)
+			}
+			next = next.Add(interval)
+			if now := time.Now(); next.Before(now) {
+				next = now
+			}
+		}
+		path := "/api/v1/transactions/" + fmt.Sprintf(key, 1+rng.IntN(int(n/2))) + "/status"
+		sent := time.Now()
+		status, raw, arrived, err := conn.get(path)
+		took := time.Since(sent)
 		if err != nil {
-			res.Errors++
-			time.Sleep(time.Millisecond)
-			continue
+			conn.Close()
+			conn = nil
+			if status == 0 {
+				res.Errors++
+				time.Sleep(time.Millisecond)
+				continue
+			}
 		}
 		var body struct {
 			ServedBy string `json:"served_by"`
 		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		took := time.Since(start).Nanoseconds()
+		err = json.Unmarshal(raw, &body)
+		atSocket := took
+		if !arrived.IsZero() {
+			// Both on the wall clock: a stamp carries no monotonic reading.
+			atSocket = arrived.Sub(sent.Round(0))
+		}
 		switch {
-		case resp.StatusCode != http.StatusOK || err != nil:
+		case status != http.StatusOK || err != nil:
 			res.Other++
 		case body.ServedBy == api:
-			res.Local = append(res.Local, took)
+			res.Local = append(res.Local, atSocket.Nanoseconds())
+			res.LocalRoundTrip = append(res.LocalRoundTrip, took.Nanoseconds())
 		default:
-			res.Forwarded = append(res.Forwarded, took)
+			res.Forwarded = append(res.Forwarded, atSocket.Nanoseconds())
+			res.ForwardedRoundTrip = append(res.ForwardedRoundTrip, took.Nanoseconds())
+		}
+		if arrived.IsZero() {
+			res.Unstamped++
 		}
 	}
 	return res
