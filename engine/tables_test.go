@@ -148,7 +148,10 @@ func TestStatusQueryFollowsLatestStatus(t *testing.T) {
 // nothing (the local checkpoints are current), the second rebuilds every
 // table, and both answer as before. The status table is restored from its
 // changelog topic, or (changelog: source) from the transactions topic,
-// with no changelog topic at all.
+// with no changelog topic at all. Between the two halves of the workload
+// the transactions topic holds an aborted transaction with a newer
+// version of every record of the first half: neither processing nor a
+// restore from the source may take them.
 func TestRestoreTables(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test; run without -short")
@@ -163,7 +166,10 @@ func TestRestoreTables(t *testing.T) {
 
 			ctx, cancel := context.WithCancel(context.Background())
 			_, done := runEngine(t, ctx, vars)
-			produceKgo(t, b.Addr(), w.records)
+			half := len(w.records) / 2
+			produceKgo(t, b.Addr(), w.records[:half])
+			produceAborted(t, b.Addr(), newerVersions(t, w.records[:half]))
+			produceKgo(t, b.Addr(), w.records[half:])
 			before := snapshotTables(t, base, w)
 			cancel()
 			if err := <-done; err != nil {
@@ -233,6 +239,57 @@ func TestRestoreTables(t *testing.T) {
 			}
 		})
 	}
+}
+
+// produceAborted writes recs to the transactions topic in a transaction
+// that it then aborts.
+func produceAborted(t *testing.T, addr string, recs []*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("transactions"),
+		kgo.TransactionalID("tables-test-aborted"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatalf("kgo client: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatalf("begin transaction: %v", err)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce in the transaction: %v", err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatalf("abort the transaction: %v", err)
+	}
+}
+
+// newerVersions returns, for each record, a version of its transaction
+// that every table would take if it read it: REFUNDED, another amount,
+// updated a day later.
+func newerVersions(t *testing.T, recs []*kgo.Record) []*kgo.Record {
+	t.Helper()
+	reg := registry(t)
+	schema, err := reg.Schema("Transaction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*kgo.Record, 0, len(recs))
+	for _, r := range recs {
+		tx, err := reg.Decode(schema, r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx["status"] = "REFUNDED"
+		tx["amount_minor"] = tx["amount_minor"].(int64) + 1
+		tx["updated_at"] = tx["updated_at"].(time.Time).Add(24 * time.Hour)
+		v, err := schema.Encode(tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &kgo.Record{Key: r.Key, Value: v})
+	}
+	return out
 }
 
 // topicNames lists the broker's topics.
