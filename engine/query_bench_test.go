@@ -10,7 +10,8 @@ import (
 // processor (with the status table) consume BENCH_N transactions (default
 // 1,000,000) at full speed: queries go to one instance, which answers the
 // keys of its own partitions locally and forwards the others. It reports
-// p50/p99 for both kinds. It is the queries-2 scenario of
+// p50/p99 for both kinds, at the client's socket and over the client's
+// round trip. It is the queries-2 scenario of
 // BenchmarkScenarios (see scnRunQueries2) on its own.
 func BenchmarkQueries(b *testing.B) {
 	s := scnSettingsFromEnv(b)

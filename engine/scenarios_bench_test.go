@@ -58,7 +58,8 @@ import (
 // status-source, tables, plugin, billing-sqlite, billing-mysql, queries,
 // queries-2), BENCH_BILLING_DB sqlite
 // or mysql, BENCH_WRITE=1, BENCH_NOTE a line for BENCHMARKS.md, BENCH_LOG=1
-// to print the children's logs. Run it with -benchtime 1x. CPU and RSS are
+// to print the children's logs, BENCH_PROFILE a directory for each engine's
+// CPU and allocation profiles (with BENCH_TRACE=1, its execution trace). Run it with -benchtime 1x. CPU and RSS are
 // read from /proc, so Linux only; elsewhere
 // those columns say n/a.
 func BenchmarkScenarios(b *testing.B) {
@@ -106,17 +107,17 @@ type scnSettings struct {
 }
 
 const (
-	scnDefaultRate    = 5_000
-	scnDefaultQueries = 1_000
-	scnDefaultLatency = 20 * time.Second
-	scnDefaultBilling = 30_000
-	scnDefaultRuns    = 3
-	scnDefaultN       = 1_000_000
+	scnDefaultRate      = 5_000
+	scnDefaultQueryRate = 1_000
+	scnDefaultLatency   = 20 * time.Second
+	scnDefaultBilling   = 30_000
+	scnDefaultRuns      = 3
+	scnDefaultN         = 1_000_000
 )
 
 func scnSettingsFromEnv(b *testing.B) scnSettings {
 	s := scnSettings{n: scnDefaultN, billingN: scnDefaultBilling, rate: scnDefaultRate, latency: scnDefaultLatency, runs: scnDefaultRuns,
-		queryRate: scnDefaultQueries, billingDB: os.Getenv("BENCH_BILLING_DB")}
+		queryRate: scnDefaultQueryRate, billingDB: os.Getenv("BENCH_BILLING_DB")}
 	s.n = envInt(b, "BENCH_N", s.n)
 	s.billingN = envInt(b, "BENCH_BILLING_N", s.billingN)
 	s.rate = envInt(b, "BENCH_RATE", s.rate)
@@ -166,7 +167,7 @@ func (s scnSettings) queriesAt() string {
 	if s.queryRate <= 0 {
 		return "queries back to back"
 	}
-	return fmt.Sprintf("queries at %s/s", bench.Thousands(int64(s.queryRate)))
+	return fmt.Sprintf("queries, up to %s/s", bench.Thousands(int64(s.queryRate)))
 }
 
 // draft says which settings differ from the defaults, or "".
@@ -179,7 +180,7 @@ func (s scnSettings) draft() string {
 		{"BENCH_N", s.n, scnDefaultN},
 		{"BENCH_BILLING_N", s.billingN, scnDefaultBilling},
 		{"BENCH_RATE", s.rate, scnDefaultRate},
-		{"BENCH_QUERY_RATE", s.queryRate, scnDefaultQueries},
+		{"BENCH_QUERY_RATE", s.queryRate, scnDefaultQueryRate},
 		{"BENCH_RUNS", s.runs, scnDefaultRuns},
 		{"BENCH_LATENCY_SECONDS", int(s.latency.Seconds()), int(scnDefaultLatency.Seconds())},
 	} {
@@ -251,7 +252,7 @@ func scnAll() []scnScenario {
 		plugin,
 		billing("billing-sqlite", "billing end to end, SQLite (billed and emailed/s)"),
 		billing(bench.KeyBillingMySQL, "billing end to end, MariaDB (billed and emailed/s)"),
-		{key: bench.KeyQueries, name: "status queries while the status pipeline consumes (1 client; latency = query)",
+		{key: bench.KeyQueries, name: "status queries while the status pipeline consumes, one instance",
 			file: "engine/testdata/bench/status.yaml", app: "bench-queries", first: "consumed/processor",
 			done: []string{"produced/processor/branch/"}, run: scnRunQueries},
 		{key: bench.KeyQueries2, name: "status queries, two instances of one core each",
@@ -327,10 +328,9 @@ func scnRunQueries(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 	thr := p.Throughput(b, sc.first, sc.done, s.n, nil, nil)
 	res := q.stop(b)
 	if len(res.local) == 0 {
-		b.Fatalf("queries: no answer with 200 (%d other answers, %d errors)", res.other, res.errors)
+		b.Fatalf("queries: no answer with 200: %s", res)
 	}
-	b.Logf("queries: %d answered, %d not 200, %d errors, %d without a receive stamp; the client ran at nice %d",
-		len(res.local), res.other, res.errors, res.unstamped, res.nice)
+	b.Logf("queries: %s", res)
 	row := scnFinish(b, sc, p, thr, bench.Latency{}, s.n)
 	return scnQueryRows(s, row, []scnQueryPart{{sc.key, sc.name, res.local, res.localRoundTrip}})
 }
@@ -356,7 +356,7 @@ func scnQueryRows(s scnSettings, row bench.Row, parts []scnQueryPart) []bench.Ro
 		r := row
 		r.Key, r.Name, r.Latency = part.key, part.name, at
 		rows = append(rows, r)
-		r.Key, r.Name, r.Latency = part.key+"-round-trip", part.name+" (client round trip)", rt
+		r.Key, r.Name, r.Latency = part.key+"-round-trip", part.name+", client round trip", rt
 		rows = append(rows, r)
 	}
 	return rows
@@ -424,8 +424,7 @@ func scnRunQueries2(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 	for _, p := range instances {
 		p.Stop(b)
 	}
-	b.Logf("%s: %d answered locally, %d forwarded, %d not 200, %d errors, %d without a receive stamp; the client ran at nice %d",
-		sc.key, len(res.local), len(res.forwarded), res.other, res.errors, res.unstamped, res.nice)
+	b.Logf("%s: %s", sc.key, res)
 	batching, err := bench.Batching(filepath.Join(enginetest.RepoRoot(b), sc.file))
 	if err != nil {
 		b.Fatal(err)
@@ -455,11 +454,29 @@ type scnQuerier struct {
 }
 
 // scnQueries is what the querier measured: the answers' times at its
-// socket and their round trips.
+// socket and their round trips, and how it went.
 type scnQueries struct {
-	local, forwarded                   []time.Duration
-	localRoundTrip, forwardedRoundTrip []time.Duration
-	other, errors, unstamped, nice     int
+	local, forwarded                        []time.Duration
+	localRoundTrip, forwardedRoundTrip      []time.Duration
+	other, errors, unstamped, clamped, nice int
+	firstError, lastError                   string
+	seconds                                 float64
+}
+
+// String sums the queries up for the benchmark's log: the rate the client
+// achieved, and what went wrong.
+func (q scnQueries) String() string {
+	n := len(q.local) + len(q.forwarded)
+	var rate float64
+	if q.seconds > 0 {
+		rate = float64(n) / q.seconds
+	}
+	out := fmt.Sprintf("%d answered locally, %d forwarded, in %.1f s (%.0f/s); %d not 200, %d errors, %d without an arrival stamp, %d clamped; the client ran at nice %d",
+		len(q.local), len(q.forwarded), q.seconds, rate, q.other, q.errors, q.unstamped, q.clamped, q.nice)
+	if q.errors > 0 {
+		out += fmt.Sprintf("; first error: %s; last: %s", q.firstError, q.lastError)
+	}
+	return out
 }
 
 // scnStartQuerier starts querying api for the keys the instances at
@@ -488,6 +505,10 @@ func (q *scnQuerier) stop(b *testing.B) scnQueries {
 		ForwardedRoundTrip []int64 `json:"forwarded_round_trip_ns"`
 		Other, Errors      int
 		Unstamped, Nice    int
+		Clamped            int
+		FirstError         string `json:"first_error"`
+		LastError          string `json:"last_error"`
+		Seconds            float64
 	}
 	raw, err := os.ReadFile(q.out)
 	if err == nil {
@@ -505,7 +526,8 @@ func (q *scnQuerier) stop(b *testing.B) scnQueries {
 	}
 	return scnQueries{local: durations(res.Local), forwarded: durations(res.Forwarded),
 		localRoundTrip: durations(res.LocalRoundTrip), forwardedRoundTrip: durations(res.ForwardedRoundTrip),
-		other: res.Other, errors: res.Errors, unstamped: res.Unstamped, nice: res.Nice}
+		other: res.Other, errors: res.Errors, unstamped: res.Unstamped, clamped: res.Clamped, nice: res.Nice,
+		firstError: res.FirstError, lastError: res.LastError, seconds: res.Seconds}
 }
 
 // scnRunBilling runs pipelines/billing.yaml whole with its plugins, on the

@@ -29,7 +29,7 @@ import (
 const usage = `usage: engine <command> [flags]
 
 commands:
-  run FILE        run the pipelines in FILE and the HTTP API (flags: -cpuprofile, -memprofile)
+  run FILE        run the pipelines in FILE and the HTTP API (flags: -cpuprofile, -memprofile, -trace)
   validate FILE   check FILE, its schemas and plugins; exit 1 on any error
   graph FILE      print FILE's topology as Mermaid text
   broker          run the embedded Kafka broker alone (flags: -listen, -data)

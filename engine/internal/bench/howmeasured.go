@@ -38,19 +38,20 @@ batching; no decoding, no transactions, offsets auto-committed.
 - **Status queries**: one client asks for the status of random
   transactions already processed (` + "`GET /api/v1/transactions/{id}/status`" + `),
   one query at a time on one keep-alive connection, at most a fixed rate
-  (listed in the setup) while the status pipeline consumes the records at
-  full speed; the latency columns are the query's, the other columns the
-  pipeline's. The client (` + "`engine/internal/bench/querier`" + `) is a process of its
-  own, as a real client is. A query's time runs from just before the client
-  writes the request until the answer's last segment reaches the client's
-  socket, as the kernel stamps it on arrival (SO_TIMESTAMPNS): the engine's
-  answer as a client on another machine would get it. The client shares the
-  two cores that the engine and the broker keep busy, and may then wait
-  milliseconds for one before it reads an answer, even at nice -10 (where
-  the system allows it, root or CAP_SYS_NICE; nice sets a share of the CPU
-  on an EEVDF kernel, not how soon a waking task runs): the
-  ` + "`-round-trip`" + ` rows are the same answers timed until the client had read them,
-  that wait included.
+  (listed in the setup; the benchmark's log gives the rate achieved, lower
+  when answers are slow, since a late query is not made up for), while the
+  status pipeline consumes the records at full speed; the latency columns
+  are the query's, the other columns the pipeline's. The client
+  (` + "`engine/internal/bench/querier`" + `) is a process of its own, as a real client is.
+  A query's time runs from just before the client writes the request until
+  the answer's last segment reaches the client's socket, as the kernel
+  stamps it on arrival (SO_TIMESTAMPNS): the engine's answer as a client
+  on another machine would get it. The client shares the two cores that
+  the engine and the broker keep busy, and then waits for one before it
+  reads an answer, even at nice -10 (where the system allows it, root or
+  CAP_SYS_NICE), which did not make it preempt a task in mid-slice on this
+  kernel: the ` + "`-round-trip`" + ` rows are the same answers timed until the client
+  had read them, that wait included.
   ` + "`queries`" + ` asks the one instance; ` + "`queries-2`" + ` runs two instances of the application,
   one core each (GOMAXPROCS=1), and asks one of them, which answers the
   keys of its partitions itself and forwards the others to their owner

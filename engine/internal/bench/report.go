@@ -20,7 +20,8 @@ const (
 	KeyStatusSource = "status-source"
 	KeyQueries      = "queries"
 	// KeyQueries2 is the two-instance query scenario, whose rows are
-	// KeyQueries2Local and KeyQueries2Forwarded.
+	// KeyQueries2Local and KeyQueries2Forwarded (and each with
+	// "-round-trip" appended, the client's round trip).
 	KeyQueries2          = "queries-2"
 	KeyQueries2Local     = "queries-2-local"
 	KeyQueries2Forwarded = "queries-2-forwarded"

@@ -52,16 +52,26 @@ type Result struct {
 	Local     []int64 `json:"local_ns"`
 	Forwarded []int64 `json:"forwarded_ns"`
 	// LocalRoundTrip and ForwardedRoundTrip are the same answers' times
-	// until the querier had read and parsed them: they add the wait of
-	// the querier itself for a core.
+	// until the querier had read them (before it decodes the JSON): they
+	// add the querier's own wait for a core.
 	LocalRoundTrip     []int64 `json:"local_round_trip_ns"`
 	ForwardedRoundTrip []int64 `json:"forwarded_round_trip_ns"`
 	// Unstamped counts answers that came without a receive stamp (their
 	// time is then the round trip).
 	Unstamped int `json:"unstamped"`
-	// Other counts answers with another status; Errors, failed requests.
-	Other  int `json:"other"`
-	Errors int `json:"errors"`
+	// Clamped counts stamped times outside [0, round trip] (the wall
+	// clock stepped), set to the nearer bound.
+	Clamped int `json:"clamped"`
+	// Other counts answers with another status; Errors, failed requests
+	// (a request that timed out after 5 s among them), and FirstError and
+	// LastError say why.
+	Other      int    `json:"other"`
+	Errors     int    `json:"errors"`
+	FirstError string `json:"first_error,omitempty"`
+	LastError  string `json:"last_error,omitempty"`
+	// Seconds is how long the querier asked, from its first query to its
+	// last answer: the count of answers over it is the rate it achieved.
+	Seconds float64 `json:"seconds"`
 	// Nice is the querier's scheduling priority (its nice value); the
 	// benchmark starts it at -10 where it may.
 	Nice int `json:"nice"`
@@ -123,20 +133,27 @@ func followAll(ctx context.Context, urls []string, prefix string, done *atomic.I
 	}
 }
 
+// query asks api for the status of random keys among the first half of
+// those done counts, one at a time on one connection, at most rate a
+// second (0: back to back), until ctx ends.
 func query(ctx context.Context, api, key string, rate int, done *atomic.Int64) Result {
 	var res Result
+	fail := func(err error) {
+		res.Errors++
+		if res.FirstError == "" {
+			res.FirstError = err.Error()
+		}
+		res.LastError = err.Error()
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var interval time.Duration
 	if rate > 0 {
 		interval = time.Second / time.Duration(rate)
 	}
 	next := time.Now()
+	var first time.Time
 	var conn *stampedConn
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
+	warned := false
 	for ctx.Err() == nil {
 		n := done.Load()
 		if n < 1000 {
@@ -144,16 +161,21 @@ func query(ctx context.Context, api, key string, rate int, done *atomic.Int64) R
 			continue
 		}
 		if conn == nil {
-			c, err := dialStamped(api)
+			c, noStamps, err := dialStamped(api)
 			if err != nil {
-				res.Errors++
+				fail(err)
 				time.Sleep(time.Millisecond)
 				continue
+			}
+			if noStamps != nil && !warned {
+				fmt.Fprintln(os.Stderr, noStamps)
+				warned = true
 			}
 			conn = c
 		}
 		if interval > 0 {
-			// Paced: one query per interval, never a burst to catch up.
+			// Paced: one query per interval, never a burst to catch up
+			// (so a slow answer delays the next: one query at a time).
 			if wait := time.Until(next); wait > 0 {
 				time.Sleep(wait)
 			}
@@ -164,13 +186,17 @@ func query(ctx context.Context, api, key string, rate int, done *atomic.Int64) R
 		}
 		path := "/api/v1/transactions/" + fmt.Sprintf(key, 1+rng.IntN(int(n/2))) + "/status"
 		sent := time.Now()
+		if first.IsZero() {
+			first = sent
+		}
 		status, raw, arrived, err := conn.get(path)
 		took := time.Since(sent)
+		res.Seconds = time.Since(first).Seconds()
 		if err != nil {
 			conn.Close()
 			conn = nil
 			if status == 0 {
-				res.Errors++
+				fail(err)
 				time.Sleep(time.Millisecond)
 				continue
 			}
@@ -180,9 +206,15 @@ func query(ctx context.Context, api, key string, rate int, done *atomic.Int64) R
 		}
 		err = json.Unmarshal(raw, &body)
 		atSocket := took
-		if !arrived.IsZero() {
+		if arrived.IsZero() {
+			res.Unstamped++
+		} else {
 			// Both on the wall clock: a stamp carries no monotonic reading.
 			atSocket = arrived.Sub(sent.Round(0))
+			if atSocket < 0 || atSocket > took {
+				res.Clamped++
+				atSocket = max(0, min(atSocket, took))
+			}
 		}
 		switch {
 		case status != http.StatusOK || err != nil:
@@ -194,9 +226,9 @@ func query(ctx context.Context, api, key string, rate int, done *atomic.Int64) R
 			res.Forwarded = append(res.Forwarded, atSocket.Nanoseconds())
 			res.ForwardedRoundTrip = append(res.ForwardedRoundTrip, took.Nanoseconds())
 		}
-		if arrived.IsZero() {
-			res.Unstamped++
-		}
+	}
+	if conn != nil {
+		conn.Close()
 	}
 	return res
 }
