@@ -327,19 +327,20 @@ func scnRunQueries(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 	q := scnStartQuerier(b, p.API(), []string{p.API()}, sc.done[0], s.queryRate)
 	thr := p.Throughput(b, sc.first, sc.done, s.n, nil, nil)
 	res := q.stop(b)
-	if len(res.local) == 0 {
+	if len(res.Local) == 0 {
 		b.Fatalf("queries: no answer with 200: %s", res)
 	}
 	b.Logf("queries: %s", res)
 	row := scnFinish(b, sc, p, thr, bench.Latency{}, s.n)
-	return scnQueryRows(s, row, []scnQueryPart{{sc.key, sc.name, res.local, res.localRoundTrip}})
+	return scnQueryRows(s, row, []scnQueryPart{{sc.key, sc.name, res.Local, res.LocalRoundTrip}})
 }
 
 // scnQueryPart is one kind of answer of a query scenario: its key and
-// name, and its times at the client's socket and over the round trip.
+// name, and its times at the client's socket and over the round trip, in
+// nanoseconds.
 type scnQueryPart struct {
 	key, name           string
-	atSocket, roundTrip []time.Duration
+	atSocket, roundTrip []int64
 }
 
 // scnQueryRows returns two rows per part of a query scenario, both with
@@ -349,9 +350,9 @@ type scnQueryPart struct {
 func scnQueryRows(s scnSettings, row bench.Row, parts []scnQueryPart) []bench.Row {
 	var rows []bench.Row
 	for _, part := range parts {
-		at := bench.Percentiles(part.atSocket)
+		at := bench.Percentiles(bench.Durations(part.atSocket))
 		at.At = s.queriesAt() + "; at the client's socket"
-		rt := bench.Percentiles(part.roundTrip)
+		rt := bench.Percentiles(bench.Durations(part.roundTrip))
 		rt.At = s.queriesAt() + "; client round trip"
 		r := row
 		r.Key, r.Name, r.Latency = part.key, part.name, at
@@ -430,8 +431,8 @@ func scnRunQueries2(b *testing.B, s scnSettings, sc scnScenario) []bench.Row {
 		b.Fatal(err)
 	}
 	parts := []scnQueryPart{
-		{bench.KeyQueries2Local, sc.name + ": answered by the instance asked", res.local, res.localRoundTrip},
-		{bench.KeyQueries2Forwarded, sc.name + ": forwarded to the other", res.forwarded, res.forwardedRoundTrip},
+		{bench.KeyQueries2Local, sc.name + ": answered by the instance asked", res.Local, res.LocalRoundTrip},
+		{bench.KeyQueries2Forwarded, sc.name + ": forwarded to the other", res.Forwarded, res.ForwardedRoundTrip},
 	}
 	for _, part := range parts {
 		if len(part.atSocket) == 0 {
@@ -453,32 +454,6 @@ type scnQuerier struct {
 	out   string
 }
 
-// scnQueries is what the querier measured: the answers' times at its
-// socket and their round trips, and how it went.
-type scnQueries struct {
-	local, forwarded                        []time.Duration
-	localRoundTrip, forwardedRoundTrip      []time.Duration
-	other, errors, unstamped, clamped, nice int
-	firstError, lastError                   string
-	seconds                                 float64
-}
-
-// String sums the queries up for the benchmark's log: the rate the client
-// achieved, and what went wrong.
-func (q scnQueries) String() string {
-	n := len(q.local) + len(q.forwarded)
-	var rate float64
-	if q.seconds > 0 {
-		rate = float64(n) / q.seconds
-	}
-	out := fmt.Sprintf("%d answered locally, %d forwarded, in %.1f s (%.0f/s); %d not 200, %d errors, %d without an arrival stamp, %d clamped; the client ran at nice %d",
-		len(q.local), len(q.forwarded), q.seconds, rate, q.other, q.errors, q.unstamped, q.clamped, q.nice)
-	if q.errors > 0 {
-		out += fmt.Sprintf("; first error: %s; last: %s", q.firstError, q.lastError)
-	}
-	return out
-}
-
 // scnStartQuerier starts querying api for the keys the instances at
 // follow have counted in their counters with the prefix progress, rate
 // queries a second at most (0: back to back).
@@ -496,20 +471,9 @@ func scnStartQuerier(b *testing.B, api string, follow []string, progress string,
 }
 
 // stop stops the querier and returns what it measured.
-func (q *scnQuerier) stop(b *testing.B) scnQueries {
+func (q *scnQuerier) stop(b *testing.B) bench.QueryResult {
 	q.child.Stop(b)
-	var res struct {
-		Local              []int64 `json:"local_ns"`
-		Forwarded          []int64 `json:"forwarded_ns"`
-		LocalRoundTrip     []int64 `json:"local_round_trip_ns"`
-		ForwardedRoundTrip []int64 `json:"forwarded_round_trip_ns"`
-		Other, Errors      int
-		Unstamped, Nice    int
-		Clamped            int
-		FirstError         string `json:"first_error"`
-		LastError          string `json:"last_error"`
-		Seconds            float64
-	}
+	var res bench.QueryResult
 	raw, err := os.ReadFile(q.out)
 	if err == nil {
 		err = json.Unmarshal(raw, &res)
@@ -517,17 +481,7 @@ func (q *scnQuerier) stop(b *testing.B) scnQueries {
 	if err != nil {
 		b.Fatalf("querier: %v", err)
 	}
-	durations := func(ns []int64) []time.Duration {
-		d := make([]time.Duration, len(ns))
-		for i, n := range ns {
-			d[i] = time.Duration(n)
-		}
-		return d
-	}
-	return scnQueries{local: durations(res.Local), forwarded: durations(res.Forwarded),
-		localRoundTrip: durations(res.LocalRoundTrip), forwardedRoundTrip: durations(res.ForwardedRoundTrip),
-		other: res.Other, errors: res.Errors, unstamped: res.Unstamped, clamped: res.Clamped, nice: res.Nice,
-		firstError: res.FirstError, lastError: res.LastError, seconds: res.Seconds}
+	return res
 }
 
 // scnRunBilling runs pipelines/billing.yaml whole with its plugins, on the

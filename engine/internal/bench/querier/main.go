@@ -40,42 +40,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-)
 
-// Result is what the querier writes to -out.
-type Result struct {
-	// Local are the times of the answers with status 200 that the
-	// queried instance served itself, in nanoseconds, from just before the
-	// request was written until the answer's last segment reached the
-	// querier's socket (the kernel's receive stamp); Forwarded, of those
-	// another instance served.
-	Local     []int64 `json:"local_ns"`
-	Forwarded []int64 `json:"forwarded_ns"`
-	// LocalRoundTrip and ForwardedRoundTrip are the same answers' times
-	// until the querier had read them (before it decodes the JSON): they
-	// add the querier's own wait for a core.
-	LocalRoundTrip     []int64 `json:"local_round_trip_ns"`
-	ForwardedRoundTrip []int64 `json:"forwarded_round_trip_ns"`
-	// Unstamped counts answers that came without a receive stamp (their
-	// time is then the round trip).
-	Unstamped int `json:"unstamped"`
-	// Clamped counts stamped times outside [0, round trip] (the wall
-	// clock stepped), set to the nearer bound.
-	Clamped int `json:"clamped"`
-	// Other counts answers with another status; Errors, failed requests
-	// (a request that timed out after 5 s among them), and FirstError and
-	// LastError say why.
-	Other      int    `json:"other"`
-	Errors     int    `json:"errors"`
-	FirstError string `json:"first_error,omitempty"`
-	LastError  string `json:"last_error,omitempty"`
-	// Seconds is how long the querier asked, from its first query to its
-	// last answer: the count of answers over it is the rate it achieved.
-	Seconds float64 `json:"seconds"`
-	// Nice is the querier's scheduling priority (its nice value); the
-	// benchmark starts it at -10 where it may.
-	Nice int `json:"nice"`
-}
+	"github.com/billing-engine/billing/engine/internal/bench"
+)
 
 func main() {
 	api := flag.String("api", "", "the engine's base URL")
@@ -136,8 +103,8 @@ func followAll(ctx context.Context, urls []string, prefix string, done *atomic.I
 // query asks api for the status of random keys among the first half of
 // those done counts, one at a time on one connection, at most rate a
 // second (0: back to back), until ctx ends.
-func query(ctx context.Context, api, key string, rate int, done *atomic.Int64) Result {
-	var res Result
+func query(ctx context.Context, api, key string, rate int, done *atomic.Int64) bench.QueryResult {
+	var res bench.QueryResult
 	fail := func(err error) {
 		res.Errors++
 		if res.FirstError == "" {
