@@ -93,8 +93,11 @@ var dialer = net.Dialer{KeepAlive: 30 * time.Second}
 // Wrap returns c polling as described in the package documentation,
 // starting now.
 func Wrap(c *net.TCPConn) net.Conn {
-	pc := &conn{tcp: c}
+	pc := &conn{tcp: c, fd: -1}
 	pc.last.Store(time.Now().UnixNano())
+	if notices != nil {
+		notices.watch(pc)
+	}
 	return pc
 }
 
@@ -106,44 +109,96 @@ type conn struct {
 
 	mu       sync.Mutex
 	deadline time.Time // the caller's read deadline
+	reading  bool      // a Read is under way
 	polling  bool      // a Read is waiting with its own short deadline
+	kicked   bool      // Yield cut the Read's wait short: data has arrived
+	unseen   bool      // Yield kicked while no Read was under way
+
+	fd      int32                       // the socket in the epoll set Yield asks, or -1; guarded by notices.mu
+	arrival atomic.Pointer[func() bool] // see OnArrival
 }
 
 func (c *conn) Read(p []byte) (int, error) {
+	return c.await(func() (int, error) { return c.tcp.Read(p) }, false)
+}
+
+// await runs op, a read that waits for data within the read deadline,
+// until it succeeds, fails otherwise than by the polling deadline, or the
+// caller's deadline passes. With stopOnKick, a wait that Yield cut short
+// ends too, with no error.
+func (c *conn) await(op func() (int, error), stopOnKick bool) (int, error) {
 	defer func() {
 		c.mu.Lock()
-		c.polling = false
+		c.reading, c.polling, c.kicked = false, false, false
 		c.mu.Unlock()
 	}()
 	for {
 		now := time.Now()
 		poll := now.Sub(time.Unix(0, c.last.Load())) < Linger
 		c.mu.Lock()
+		if stopOnKick && (c.unseen || c.kicked) {
+			// A kick since the last look, while no wait was under way
+			// or after the last one ended: it is not lost.
+			c.unseen, c.kicked = false, false
+			c.mu.Unlock()
+			return 0, nil
+		}
+		c.unseen = false
 		d := c.deadline
 		if poll && (d.IsZero() || now.Add(Interval).Before(d)) {
 			d = now.Add(Interval)
 		}
-		c.polling = poll
+		c.reading, c.polling, c.kicked = true, poll, false
 		err := c.tcp.SetReadDeadline(d)
 		c.mu.Unlock()
 		if err != nil {
 			return 0, err
 		}
-		n, err := c.tcp.Read(p)
-		if n > 0 {
+		n, err := op()
+		if err == nil {
 			c.last.Store(time.Now().UnixNano())
 		}
-		if n > 0 || err == nil || !poll || !errors.Is(err, os.ErrDeadlineExceeded) {
+		if n > 0 || err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
 		}
 		c.mu.Lock()
-		d = c.deadline
+		d, kicked := c.deadline, c.kicked
 		c.mu.Unlock()
 		if !d.IsZero() && !time.Now().Before(d) {
 			return 0, err // the caller's own deadline passed
 		}
+		if !poll && !kicked {
+			return 0, err // the caller's own deadline passed
+		}
+		if kicked && stopOnKick {
+			return 0, nil
+		}
 	}
 }
+
+// kick cuts short the wait of a Read under way, which then reads again and
+// finds the data that Yield saw arrive (or ends, see await). With no Read
+// under way, the next await that stops on a kick ends at once.
+func (c *conn) kick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.reading {
+		c.unseen = true
+		return
+	}
+	if c.kicked {
+		return
+	}
+	c.kicked = true
+	kicks.Add(1)
+	_ = c.tcp.SetReadDeadline(aLongTimeAgo)
+}
+
+// kicks counts the Reads that kick cut short.
+var kicks atomic.Uint64
+
+// aLongTimeAgo is a deadline in the past: it ends a wait at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // SetReadDeadline sets the caller's read deadline. One that comes before
 // a polling Read's own deadline (to interrupt it) takes effect at once.
@@ -164,8 +219,14 @@ func (c *conn) SetDeadline(t time.Time) error {
 	return c.SetReadDeadline(t)
 }
 
-func (c *conn) Write(p []byte) (int, error)        { return c.tcp.Write(p) }
-func (c *conn) Close() error                       { return c.tcp.Close() }
+func (c *conn) Write(p []byte) (int, error) { return c.tcp.Write(p) }
+func (c *conn) Close() error {
+	if notices != nil {
+		notices.unwatch(c)
+	}
+	return c.tcp.Close()
+}
+
 func (c *conn) CloseWrite() error                  { return c.tcp.CloseWrite() }
 func (c *conn) LocalAddr() net.Addr                { return c.tcp.LocalAddr() }
 func (c *conn) RemoteAddr() net.Addr               { return c.tcp.RemoteAddr() }

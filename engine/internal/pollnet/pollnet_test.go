@@ -217,6 +217,10 @@ func TestHTTPKeepAlive(t *testing.T) {
 
 			var dials atomic.Int32
 			tr := &http.Transport{
+				// One connection at most: under load the client may dial a
+				// second one rather than wait for the first to come back
+				// to its pool, which says nothing of keep-alive.
+				MaxConnsPerHost: 1,
 				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 					dials.Add(1)
 					return DialContext(ctx, network, addr)
