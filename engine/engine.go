@@ -16,6 +16,8 @@ import (
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/internal/billing"
 	"github.com/billing-engine/billing/engine/internal/embedded"
+	"github.com/billing-engine/billing/engine/internal/httpapi"
+	"github.com/billing-engine/billing/engine/internal/httpfront"
 	"github.com/billing-engine/billing/engine/internal/metrics"
 	"github.com/billing-engine/billing/engine/internal/pipeline"
 	"github.com/billing-engine/billing/engine/internal/pollnet"
@@ -216,19 +218,24 @@ func (e *Engine) startBroker() (*embedded.Broker, error) {
 	return b, nil
 }
 
-func (e *Engine) startHTTP() (*http.Server, error) {
+// queryPrefixes are the paths of the interactive queries, which the HTTP
+// front answers on the connection's own goroutine (see package httpfront).
+var queryPrefixes = []string{"/api/v1/transactions/", "/api/v1/tables/"}
+
+func (e *Engine) startHTTP() (*httpfront.Server, error) {
 	ln, err := pollnet.Listen(e.file.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("engine: http listen: %w", err)
 	}
-	srv := &http.Server{
+	std := &http.Server{
 		Handler:           e.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	srv.RegisterOnShutdown(func() { close(e.stopping) })
+	std.RegisterOnShutdown(func() { close(e.stopping) })
+	srv := &httpfront.Server{Std: std, Prefixes: queryPrefixes, Inline: httpapi.IsLookup, Log: e.log}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.log.Error("http server", "err", err)

@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 
+	"github.com/billing-engine/billing/engine/internal/httpfront"
 	"github.com/billing-engine/billing/engine/internal/query"
 )
 
@@ -34,6 +36,9 @@ func RegisterTables(s *Server, r *query.Router) {
 // was forwarded here), otherwise forwards it to the owner.
 func lookup(w http.ResponseWriter, req *http.Request, r *query.Router, table, key string, view func(query.Answer) any) {
 	if req.URL.Query().Get("local") != "1" {
+		if !r.Owns(table, key) && httpfront.Defer(req) {
+			return // forwarding waits: the connection's goroutine answers
+		}
 		owner, self, err := r.Owner(req.Context(), table, key)
 		if err != nil {
 			queryProblem(w, req, err)
@@ -56,6 +61,27 @@ func lookup(w http.ResponseWriter, req *http.Request, r *query.Router, table, ke
 		return
 	}
 	WriteJSON(w, http.StatusOK, a)
+}
+
+// IsLookup reports whether req asks for one key of a table (a
+// transaction's status, or GET /api/v1/tables/{table}/{key}): answered
+// from this instance's state, or forwarded after httpfront.Defer, and
+// never after a wait on a database. The HTTP front may answer such a
+// request on the stream runtime's goroutine (httpfront.Server.Inline).
+func IsLookup(req *http.Request) bool {
+	if req.Method != http.MethodGet {
+		return false
+	}
+	p := req.URL.EscapedPath()
+	if rest, ok := strings.CutPrefix(p, "/api/v1/transactions/"); ok {
+		id, tail, ok := strings.Cut(rest, "/")
+		return ok && id != "" && tail == "status"
+	}
+	if rest, ok := strings.CutPrefix(p, "/api/v1/tables/"); ok {
+		table, key, ok := strings.Cut(rest, "/")
+		return ok && table != "" && key != "" && !strings.Contains(key, "/")
+	}
+	return false
 }
 
 // statusView is the seed's interactive query answer: the transaction's

@@ -128,6 +128,13 @@ func (r *Router) Local(table, key string) (Answer, error) {
 	return Answer{Table: table, Key: key, Value: v, Partition: p, ServedBy: r.self}, nil
 }
 
+// Owns reports whether this instance owns key's partition of table now,
+// from what it knows locally (no request to the cluster).
+func (r *Router) Owns(table, key string) bool {
+	t, ok := r.tables[table]
+	return ok && r.tracker.Owns(t.Group, t.Topic, stream.PartitionFor([]byte(key), t.Partitions))
+}
+
 // Owner returns the URL of the instance owning key's partition of table,
 // and whether that is this instance.
 func (r *Router) Owner(ctx context.Context, table, key string) (string, bool, error) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/billing-engine/billing/engine/avro"
 	"github.com/billing-engine/billing/engine/expr"
+	"github.com/billing-engine/billing/engine/internal/pollnet"
 	"github.com/billing-engine/billing/engine/sdk"
 )
 
@@ -509,6 +509,6 @@ const yieldInterval = 8
 // yieldEvery yields the processor at every yieldInterval-th i.
 func yieldEvery(i int) {
 	if i%yieldInterval == yieldInterval-1 {
-		runtime.Gosched()
+		pollnet.Yield()
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/billing-engine/billing/engine/internal/pollnet"
 	"github.com/billing-engine/billing/engine/internal/state"
 )
 
@@ -348,7 +349,14 @@ func toProducerMessages(outs []Output) []*sarama.ProducerMessage {
 
 // byteEncoder is sarama.ByteEncoder behind a pointer: converting a slice
 // to an interface allocates, pointing into a batch's slice of them does not.
+// Its Encode, which sarama's producer calls for every key and value as it
+// adds them to a request, runs pollnet.Poll, as the interceptors do in the
+// producer's earlier stages (see arrivals).
 type byteEncoder struct{ b []byte }
 
-func (e *byteEncoder) Encode() ([]byte, error) { return e.b, nil }
-func (e *byteEncoder) Length() int             { return len(e.b) }
+func (e *byteEncoder) Encode() ([]byte, error) {
+	pollnet.Poll()
+	return e.b, nil
+}
+
+func (e *byteEncoder) Length() int { return len(e.b) }

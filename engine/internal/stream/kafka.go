@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/billing-engine/billing/engine/internal/pipeline"
+	"github.com/billing-engine/billing/engine/internal/pollnet"
 )
 
 // ErrKafkaConfig reports Kafka settings sarama cannot use.
@@ -83,6 +84,11 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	}
 	cfg.Producer.Compression = compression
 	cfg.Producer.Partitioner = NewPartitioner
+	// Every record sarama passes on is a chance to answer a query that
+	// arrived meanwhile, on a goroutine that is running anyway (see
+	// pollnet.Poll): sarama's goroutines do most of the work at full speed.
+	cfg.Producer.Interceptors = []sarama.ProducerInterceptor{arrivals{}}
+	cfg.Consumer.Interceptors = []sarama.ConsumerInterceptor{arrivals{}}
 	cfg.Net.MaxOpenRequests = 1
 	if err := applySASL(cfg, k.SASL); err != nil {
 		return nil, err
@@ -146,3 +152,12 @@ func applyTLS(cfg *sarama.Config, t pipeline.TLS) error {
 	cfg.Net.TLS.Config = tc
 	return nil
 }
+
+// arrivals is a sarama interceptor that lets each record sent or received
+// run pollnet.Poll; it changes no record. sarama calls it from its
+// producer's dispatcher and its partition consumers' feeders, holding no
+// lock of the engine's.
+type arrivals struct{}
+
+func (arrivals) OnSend(*sarama.ProducerMessage)    { pollnet.Poll() }
+func (arrivals) OnConsume(*sarama.ConsumerMessage) { pollnet.Poll() }
