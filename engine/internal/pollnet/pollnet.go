@@ -16,6 +16,16 @@
 // poller as any connection does, so an idle connection costs nothing. The
 // listener does the same after its last accepted connection. Deadlines set
 // by the caller keep their meaning.
+//
+// Polling bounds the wait for a read, not the wait for a turn once the
+// read is due: a woken goroutine still queues behind the garbage
+// collector's workers and long-running goroutines. So, on Linux, the
+// package also keeps the connections' sockets in an epoll set of its own,
+// and Yield and Poll, which busy goroutines call between records, ask it
+// without blocking: data that arrived runs the connection's OnArrival
+// function right there (httpfront answers a lookup so), or wakes its
+// reader. WaitReadable, ReadNow and WriteNow let such a function and the
+// connection's goroutine share the connection.
 package pollnet
 
 import (

@@ -22,7 +22,7 @@ const hangTimeout = 5 * time.Second
 
 // tcpPair returns both ends of a real TCP connection on 127.0.0.1: the
 // accepted end and the dialled end. Both are closed when the test ends.
-func tcpPair(t *testing.T) (accepted, dialed *net.TCPConn) {
+func tcpPair(t testing.TB) (accepted, dialed *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -44,7 +44,7 @@ func tcpPair(t *testing.T) (accepted, dialed *net.TCPConn) {
 
 // newPolling returns a freshly wrapped connection, which polls for Linger,
 // and the plain TCP connection at its other end.
-func newPolling(t *testing.T) (*conn, *net.TCPConn) {
+func newPolling(t testing.TB) (*conn, *net.TCPConn) {
 	t.Helper()
 	a, peer := tcpPair(t)
 	return Wrap(a).(*conn), peer
