@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/billing-engine/billing/engine/internal/httpfront"
 )
 
 // Server routes the API. Register handlers with Handle before serving;
@@ -76,6 +78,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	route := s.serve(sw, r)
+	if httpfront.Deferred(r) {
+		return // answered again, and observed, on the connection's goroutine
+	}
 	if sw.status == 0 {
 		sw.status = http.StatusOK
 	}

@@ -35,8 +35,11 @@ func RegisterTables(s *Server, r *query.Router) {
 // lookup answers locally when this instance owns the key (or the request
 // was forwarded here), otherwise forwards it to the owner.
 func lookup(w http.ResponseWriter, req *http.Request, r *query.Router, table, key string, view func(query.Answer) any) {
-	if req.URL.Query().Get("local") != "1" {
-		if !r.Owns(table, key) && httpfront.Defer(req) {
+	// Once Owns says yes, nothing here waits on the network (Local checks
+	// ownership again: a partition that moved meanwhile gets a 503), so
+	// the HTTP front may answer on a goroutine that must not wait.
+	if req.URL.Query().Get("local") != "1" && !r.Owns(table, key) {
+		if httpfront.Defer(req) {
 			return // forwarding waits: the connection's goroutine answers
 		}
 		owner, self, err := r.Owner(req.Context(), table, key)

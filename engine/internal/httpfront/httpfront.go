@@ -286,23 +286,26 @@ func (fc *frontConn) serve() {
 		pollnet.OnArrival(fc.c, fc.arrived)
 	}
 	for {
+		// Under fc.mu: an answer given inline meanwhile sets the deadline too.
 		fc.mu.Lock()
-		since := fc.headSince
-		fc.mu.Unlock()
 		var deadline time.Time
-		switch {
+		switch since := fc.headSince; {
 		case !since.IsZero() && head > 0:
 			deadline = since.Add(head)
 		case since.IsZero() && idle > 0:
 			deadline = time.Now().Add(idle)
 		}
 		_ = fc.c.SetReadDeadline(deadline)
+		fc.mu.Unlock()
 		if err := pollnet.WaitReadable(fc.c); err != nil {
 			fc.close()
 			return
 		}
 		fc.mu.Lock()
 		v := fc.step()
+		if v == closing {
+			fc.doomed = true // no inline answer in the moment before close
+		}
 		fc.mu.Unlock()
 		switch v {
 		case handOver:
@@ -322,9 +325,6 @@ func (fc *frontConn) serve() {
 // step, with fc.mu held, finishes a pending answer, reads what arrived and
 // answers what it can.
 func (fc *frontConn) step() verdict {
-	if fc.doomed {
-		return closing
-	}
 	if len(fc.out) > 0 {
 		fc.setWriteDeadline()
 		if _, err := fc.c.Write(fc.out); err != nil {
@@ -332,11 +332,19 @@ func (fc *frontConn) step() verdict {
 		}
 		fc.out = nil
 	}
+	if fc.doomed {
+		return closing
+	}
 	if len(fc.buf) < cap(fc.buf) {
 		n, err := pollnet.ReadNow(fc.c, fc.buf[len(fc.buf):cap(fc.buf)])
 		switch {
 		case errors.Is(err, pollnet.ErrWouldBlock):
 		case err != nil:
+			// The end of the stream, or an error: answer what came
+			// before it, as net/http does, then close.
+			if v := fc.serveBuffered(false); v == handOver {
+				return handOver
+			}
 			return closing
 		}
 		fc.buf = fc.buf[:len(fc.buf)+n]
@@ -417,6 +425,12 @@ func (fc *frontConn) serveBuffered(inline bool) verdict {
 		fc.setBusy(false)
 		if v != drained {
 			return v
+		}
+		if inline && len(fc.buf) > 0 {
+			// One answer per arrival: a client that sends many at once
+			// must not hold a goroutine of the pipeline; the
+			// connection's goroutine answers the rest.
+			return declined
 		}
 	}
 }
@@ -511,11 +525,14 @@ func (fc *frontConn) answer(req *http.Request, end int, inline bool) verdict {
 	if !keep {
 		return closing
 	}
-	if d := fc.idle; d > 0 {
-		// An answer counts as activity, for the idle timeout, even when
-		// the connection's goroutine did not see it.
-		_ = fc.c.SetReadDeadline(time.Now().Add(d))
+	// An answer counts as activity, for the idle timeout, even when the
+	// connection's goroutine did not see it; and it ends the wait for a
+	// head that its goroutine may have been timing.
+	var t time.Time
+	if fc.idle > 0 {
+		t = time.Now().Add(fc.idle)
 	}
+	_ = fc.c.SetReadDeadline(t)
 	return drained
 }
 
@@ -628,6 +645,14 @@ func Defer(r *http.Request) bool {
 		in.deferred = true
 	}
 	return ok
+}
+
+// Deferred reports whether Defer was called for r, which is then answered
+// again on its connection's goroutine: middleware that counts answers
+// skips this one.
+func Deferred(r *http.Request) bool {
+	in, ok := r.Context().Value(inlineKey{}).(*inlineState)
+	return ok && in.deferred
 }
 
 // run calls the handler, reporting false if it panicked.

@@ -279,3 +279,41 @@ func TestInlinePanicClosesConnection(t *testing.T) {
 	}
 	f.checkStdConns(t, 0)
 }
+
+// TestInlineOneAnswerPerArrival sends lookups pipelined, several in one
+// write: an arrival gets at most one answer on the yielding goroutine (a
+// client sending many at once must not hold a goroutine of the pipeline),
+// the connection's goroutine answers the rest, and every answer comes, in
+// order.
+func TestInlineOneAnswerPerArrival(t *testing.T) {
+	busyYielding(t)
+	const perWrite = 5
+	var inline atomic.Int32
+	f := startInline(t, func(w http.ResponseWriter, r *http.Request) {
+		if onYield() {
+			inline.Add(1)
+		}
+		echo(w, r)
+	})
+	c := dial(t, f.addr)
+	writes := 0
+	for i := 0; i < maxTries && inline.Load() < 3; i++ {
+		writes++
+		var reqs []string
+		for j := range perWrite {
+			reqs = append(reqs, get(fmt.Sprintf("%sfast/%d/%d", prefix, i, j)))
+		}
+		c.send(strings.Join(reqs, ""))
+		for j := range perWrite {
+			c.readBody(fmt.Sprintf("GET %sfast/%d/%d ", prefix, i, j))
+		}
+	}
+	if inline.Load() == 0 {
+		t.Errorf("no request of %d writes was answered on the yielding goroutine", writes)
+	}
+	if n := int(inline.Load()); n > writes {
+		t.Errorf("%d answers on the yielding goroutine for %d writes: more than one per arrival", n, writes)
+	}
+	checkNothingMore(t, c)
+	f.checkStdConns(t, 0)
+}

@@ -9,8 +9,9 @@ import (
 // nothing to read or no room to write.
 var ErrWouldBlock = errors.New("pollnet: operation would block")
 
-// OnArrival has Yield call f, on the yielding goroutine, when data arrives
-// on c, a connection of this package, instead of only waking c's reader.
+// OnArrival has Yield and Poll call f, on their caller's goroutine, when
+// data arrives on c, a connection of this package, instead of only waking
+// c's reader.
 // f must not wait: it may read and write with ReadNow and WriteNow. It
 // returns true if it dealt with all that arrived, and false to have the
 // reader woken as usual. OnArrival(c, nil) stops the calls; f may still

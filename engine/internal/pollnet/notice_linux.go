@@ -42,10 +42,11 @@ var epoch = time.Now()
 // that the system calls cost nothing measurable.
 const askEvery = 50 * time.Microsecond
 
-// Yield yields the processor as runtime.Gosched does, first waking any
-// goroutine that waits to read from a polling connection whose data has
-// arrived, so that it runs next on this processor instead of waiting for
-// its polling deadline and then for a turn. A busy loop that calls Yield
+// Yield yields the processor as runtime.Gosched does, first doing what
+// Poll does: running the OnArrival function of each connection whose data
+// has arrived, or waking the goroutine that waits to read from it, so that
+// it runs next on this processor instead of waiting for its polling
+// deadline and then for a turn. A busy loop that calls Yield
 // regularly (the stream runtime does, every few records) so lets a query
 // be read, answered and written within microseconds of its arrival, even
 // while every processor is busy.

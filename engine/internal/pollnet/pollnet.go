@@ -119,7 +119,7 @@ type conn struct {
 
 	mu       sync.Mutex
 	deadline time.Time // the caller's read deadline
-	reading  bool      // a Read is under way
+	reading  bool      // a Read or WaitReadable is under way
 	polling  bool      // a Read is waiting with its own short deadline
 	kicked   bool      // Yield cut the Read's wait short: data has arrived
 	unseen   bool      // Yield kicked while no Read was under way
@@ -218,6 +218,9 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 	c.deadline = t
 	if c.polling && (t.IsZero() || time.Now().Add(Interval).Before(t)) {
 		return nil // the polling Read's deadline comes first, then it reads this one
+	}
+	if c.reading && c.kicked {
+		return nil // the kick's past deadline stands; the wait then reads this one
 	}
 	return c.tcp.SetReadDeadline(t)
 }

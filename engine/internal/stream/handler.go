@@ -350,8 +350,9 @@ func toProducerMessages(outs []Output) []*sarama.ProducerMessage {
 // byteEncoder is sarama.ByteEncoder behind a pointer: converting a slice
 // to an interface allocates, pointing into a batch's slice of them does not.
 // Its Encode, which sarama's producer calls for every key and value as it
-// adds them to a request, runs pollnet.Poll, as the interceptors do in the
-// producer's earlier stages (see arrivals).
+// adds them to a request (and the key partitioner for every key), runs
+// pollnet.Poll, as the interceptors do in the producer's earlier stages
+// (see arrivals).
 type byteEncoder struct{ b []byte }
 
 func (e *byteEncoder) Encode() ([]byte, error) {
