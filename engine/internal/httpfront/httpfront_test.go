@@ -567,6 +567,13 @@ func TestPipelining(t *testing.T) {
 			want:     []string{"GET /q/1 ", "GET /q/2 body", "GET /q/3 "},
 			stdConns: 1,
 		},
+		// A head ends at its first empty line, whether its lines end with
+		// CRLF or a bare LF, so the request behind it is answered too.
+		{name: "LF, then CRLF", reqs: []string{lfGet(prefix + "1"), get(prefix + "2")}, want: []string{"GET /q/1 ", "GET /q/2 "}},
+		{name: "CRLF, then LF", reqs: []string{get(prefix + "1"), lfGet(prefix + "2")}, want: []string{"GET /q/1 ", "GET /q/2 "}},
+		{name: "LF, CRLF, LF", reqs: []string{lfGet(prefix + "1"), get(prefix + "2"), lfGet(prefix + "3")}, want: []string{"GET /q/1 ", "GET /q/2 ", "GET /q/3 "}},
+		{name: "CRLF head ended by a bare LF, then CRLF", reqs: []string{"GET /q/1 HTTP/1.1\r\nHost: front.test\r\n\n", get(prefix + "2")}, want: []string{"GET /q/1 ", "GET /q/2 "}},
+		{name: "LF head ended by CRLF, then LF", reqs: []string{"GET /q/1 HTTP/1.1\nHost: front.test\n\r\n", lfGet(prefix + "2")}, want: []string{"GET /q/1 ", "GET /q/2 "}},
 	}
 	for _, l := range listeners {
 		for _, tt := range tests {
@@ -591,40 +598,6 @@ func TestPipelining(t *testing.T) {
 // its lines ended by a bare line feed, as net/http accepts.
 func lfGet(path string) string {
 	return "GET " + path + " HTTP/1.1\nHost: front.test\n\n"
-}
-
-// TestPipelinedMixedLineEnds checks that a request head ends at its first
-// empty line, whether its lines end with CRLF or a bare LF, so that the
-// next request pipelined behind it, ended otherwise, is answered too.
-func TestPipelinedMixedLineEnds(t *testing.T) {
-	tests := []struct {
-		name string
-		reqs []string
-		want []string
-	}{
-		{"LF, then CRLF", []string{lfGet(prefix + "1"), get(prefix + "2")}, []string{"GET /q/1 ", "GET /q/2 "}},
-		{"CRLF, then LF", []string{get(prefix + "1"), lfGet(prefix + "2")}, []string{"GET /q/1 ", "GET /q/2 "}},
-		{"LF, CRLF, LF", []string{lfGet(prefix + "1"), get(prefix + "2"), lfGet(prefix + "3")}, []string{"GET /q/1 ", "GET /q/2 ", "GET /q/3 "}},
-		{"CRLF head ended by a bare LF, then CRLF", []string{"GET /q/1 HTTP/1.1\r\nHost: front.test\r\n\n", get(prefix + "2")}, []string{"GET /q/1 ", "GET /q/2 "}},
-		{"LF head ended by CRLF, then LF", []string{"GET /q/1 HTTP/1.1\nHost: front.test\n\r\n", lfGet(prefix + "2")}, []string{"GET /q/1 ", "GET /q/2 "}},
-	}
-	for _, l := range listeners {
-		for _, tt := range tests {
-			t.Run(l.name+"/"+tt.name, func(t *testing.T) {
-				t.Parallel()
-				f := newFront(t, l.listen, http.HandlerFunc(echo))
-				c := dial(t, f.addr)
-				c.send(tt.reqs...)
-				for _, want := range tt.want {
-					c.readBody(want)
-				}
-				// The connection still serves.
-				c.send(get(prefix + "after"))
-				c.readBody("GET /q/after ")
-				f.checkStdConns(t, 0)
-			})
-		}
-	}
 }
 
 func TestHandedToStd(t *testing.T) {
