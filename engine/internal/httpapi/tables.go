@@ -68,9 +68,10 @@ func lookup(w http.ResponseWriter, req *http.Request, r *query.Router, table, ke
 
 // IsLookup reports whether req asks for one key of a table (a
 // transaction's status, or GET /api/v1/tables/{table}/{key}): answered
-// from this instance's state, or forwarded after httpfront.Defer, and
-// never after a wait on a database. The HTTP front may answer such a
-// request on the stream runtime's goroutine (httpfront.Server.Inline).
+// from this instance's state store (Pebble, in memory or the page cache
+// for recent rows), or forwarded after httpfront.Defer, and never after a
+// wait on the network or the SQL database. The HTTP front may answer such
+// a request on a goroutine of the pipeline (httpfront.Server.Inline).
 func IsLookup(req *http.Request) bool {
 	if req.Method != http.MethodGet {
 		return false

@@ -506,7 +506,9 @@ func toRecord(m *sarama.ConsumerMessage) sdk.Record {
 // records/s; a yield costs about 0.2 us.
 const yieldInterval = 8
 
-// yieldEvery yields the processor at every yieldInterval-th i.
+// yieldEvery yields the processor at every yieldInterval-th i, through
+// pollnet.Yield: a query that arrived meanwhile is answered there and
+// then, on this goroutine (see package httpfront), or its reader woken.
 func yieldEvery(i int) {
 	if i%yieldInterval == yieldInterval-1 {
 		pollnet.Yield()
