@@ -19,7 +19,7 @@
 //	  replication_factor: 1
 //	  version: "3.6.0"            # optional; default sarama's newest
 //	  client_id: billing          # default the application id
-//	  compression: lz4            # of produced records: none, gzip, snappy, lz4, zstd
+//	  compression: snappy         # of produced records: none, gzip, snappy, lz4, zstd
 //	  sasl: {mechanism: SCRAM-SHA-512, user: u, password: p}    # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 //	  tls: {enabled: true, ca_file: ca.pem, cert_file: c.pem, key_file: k.pem,
 //	        insecure_skip_verify: false, server_name: kafka}  # files relative to this file

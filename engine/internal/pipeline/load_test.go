@@ -144,7 +144,7 @@ pipelines:
 		{"Version", f.Version, 1},
 		{"SchemasDir", f.SchemasDir, abs("schemas")},
 		{"Kafka", f.Kafka, Kafka{Brokers: []string{"embedded"}, EmbeddedListen: "127.0.0.1:9092",
-			ExactlyOnce: true, CreateTopics: true, Partitions: 8, ReplicationFactor: 1, ClientID: "billing", Compression: "lz4"}},
+			ExactlyOnce: true, CreateTopics: true, Partitions: 8, ReplicationFactor: 1, ClientID: "billing", Compression: "snappy"}},
 		{"HTTP", f.HTTP, HTTP{Listen: "127.0.0.1:8080", Advertise: "http://127.0.0.1:8080"}},
 		{"Database", f.Database, Database{DSN: "embedded"}},
 		{"Email", f.Email, Email{From: "billing@localhost"}},

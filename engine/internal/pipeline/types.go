@@ -82,7 +82,7 @@ type Kafka struct {
 	// ClientID is sent to the brokers. Default the application id.
 	ClientID string
 	// Compression of the records the engine produces: none, gzip,
-	// snappy, lz4 or zstd. Default lz4.
+	// snappy, lz4 or zstd. Default snappy.
 	Compression string
 	// SASL authentication; zero Mechanism disables it.
 	SASL SASL

@@ -76,7 +76,7 @@ func SaramaConfig(k pipeline.Kafka) (*sarama.Config, error) {
 	cfg.Producer.Transaction.Retry.Max = 200
 	cfg.Producer.Flush.Bytes = 1 << 20
 	compression, ok := map[string]sarama.CompressionCodec{
-		"": sarama.CompressionLZ4, "none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP,
+		"": sarama.CompressionSnappy, "none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP,
 		"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
 	}[k.Compression]
 	if !ok {

@@ -9,14 +9,14 @@ import (
 	"github.com/billing-engine/billing/engine/internal/pipeline"
 )
 
-// kafka.compression picks the producers' codec; unset is lz4, and a value
+// kafka.compression picks the producers' codec; unset is snappy, and a value
 // the validator would refuse is an error here too.
 func TestSaramaConfigCompression(t *testing.T) {
 	for _, tc := range []struct {
 		setting string
 		want    sarama.CompressionCodec
 	}{
-		{"", sarama.CompressionLZ4},
+		{"", sarama.CompressionSnappy},
 		{"none", sarama.CompressionNone},
 		{"gzip", sarama.CompressionGZIP},
 		{"snappy", sarama.CompressionSnappy},
