@@ -8,6 +8,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/billing-engine/billing/engine/internal/pipeline"
+	"github.com/billing-engine/billing/engine/internal/pollnet"
 	"github.com/billing-engine/billing/engine/internal/query"
 	"github.com/billing-engine/billing/engine/internal/state"
 	"github.com/billing-engine/billing/engine/internal/stream"
@@ -26,7 +27,9 @@ func (e *Engine) hasTables() bool {
 // openState opens the local state store under the data dir.
 func (e *Engine) openState() (*state.Store, error) {
 	dir := filepath.Join(e.file.DataDir, "state", e.file.ApplicationID)
-	st, err := state.Open(dir, state.WithLogger(e.log))
+	// A query that arrives while Pebble flushes or compacts in the
+	// background is handed the processor between two of its writes.
+	st, err := state.Open(dir, state.WithLogger(e.log), state.WithWriteYield(pollnet.Handoff))
 	if err != nil {
 		return nil, err
 	}

@@ -64,24 +64,41 @@ func Yield() {
 // that an OnArrival function might take.
 func Poll() {
 	if n := notices; n != nil {
-		n.wake()
+		n.wake(true)
+	}
+}
+
+// Handoff does what Poll does without running any OnArrival function: it
+// wakes the reader of each connection whose data has arrived and, when it
+// woke one, yields the processor, so that the reader runs next on it and
+// answers on its own goroutine. It is for goroutines that may hold locks an
+// OnArrival function could need, such as a storage engine's background
+// flushes and compactions between two writes; it costs what Poll costs
+// when there is nothing to do.
+func Handoff() {
+	if n := notices; n != nil && n.wake(false) {
+		runtime.Gosched()
 	}
 }
 
 // wake wakes the reader of every registered connection with new data, at
-// most once per askEvery.
-func (n *noticer) wake() {
+// most once per askEvery; with inline, a connection's OnArrival function
+// gets the arrival first. It reports whether it woke a reader.
+func (n *noticer) wake(inline bool) bool {
 	now := int64(time.Since(epoch))
 	next := n.next.Load()
 	if now < next || !n.next.CompareAndSwap(next, now+int64(askEvery)) {
-		return
+		return false
 	}
+	woke := false
 	for _, c := range n.arrived() {
-		if f := c.arrival.Load(); f != nil && (*f)() {
+		if f := c.arrival.Load(); inline && f != nil && (*f)() {
 			continue
 		}
 		c.kick()
+		woke = true
 	}
+	return woke
 }
 
 // arrived returns the registered connections whose data arrived since the

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -161,6 +162,50 @@ func TestYieldWakesReader(t *testing.T) {
 	}
 	if kicks.Load() == before {
 		t.Fatal("the reader got its data without Yield waking it")
+	}
+}
+
+// TestHandoffWakesReaderNotArrival checks that Handoff, unlike Poll, leaves
+// a connection's OnArrival function alone and wakes its reader instead,
+// which then runs on the processor Handoff gave up: with one processor
+// and a goroutine that only calls Handoff, the read still ends.
+func TestHandoffWakesReaderNotArrival(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	c, peer := newPolling(t)
+	idle(c)
+	var arrivals atomic.Int32
+	OnArrival(c, func() bool { arrivals.Add(1); return true })
+	ch := startRead(c)
+	waitReading(t, c)
+	before := kicks.Load()
+
+	stop := make(chan struct{})
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				Handoff()
+			}
+		}
+	}()
+	if _, err := peer.Write([]byte("query")); err != nil {
+		t.Fatal(err)
+	}
+	r := await(t, ch, "Read while a goroutine hands off")
+	close(stop)
+	<-busy
+	if r.err != nil || r.data != "query" {
+		t.Fatalf("Read = %q, %v; want %q, nil", r.data, r.err, "query")
+	}
+	if n := arrivals.Load(); n != 0 {
+		t.Fatalf("Handoff ran the OnArrival function %d times; want 0", n)
+	}
+	if kicks.Load() == before {
+		t.Fatal("the reader got its data without Handoff waking it")
 	}
 }
 

@@ -13,6 +13,10 @@ func Yield() { runtime.Gosched() }
 // readers whose data has arrived.
 func Poll() {}
 
+// Handoff does nothing: on Linux it wakes readers whose data has arrived
+// and yields to them.
+func Handoff() {}
+
 // noticer is absent where there is no epoll.
 type noticer struct{}
 

@@ -26,6 +26,8 @@ type Store struct {
 	log *slog.Logger
 	fs  vfs.FS // a test's; nil: the OS's (memory for an empty dir)
 	bg  backgroundErrors
+	// yield runs between the writes of table files; see WithWriteYield.
+	yield func()
 
 	// flushEvery is how often the memtables are flushed when something
 	// was written since the last flush; written says whether it was.
@@ -50,6 +52,15 @@ const DefaultFlushEvery = 10 * time.Second
 // WithFlushEvery sets how often the store flushes its memtables when
 // something was written since the last flush (DefaultFlushEvery).
 func WithFlushEvery(d time.Duration) Option { return func(s *Store) { s.flushEvery = d } }
+
+// WithWriteYield sets a function that runs before every write to a table
+// file (sstable) as Pebble flushes memtables and compacts files in the
+// background, a few kilobytes apart. Those writes take no lock of the
+// store's readers, so yield may hand the processor to a goroutine that
+// reads from the store (the engine passes pollnet.Handoff, so that a query
+// arriving during a long flush or compaction is answered at once). Default:
+// none.
+func WithWriteYield(yield func()) Option { return func(s *Store) { s.yield = yield } }
 
 // Write is one change to a table: Value nil deletes Key.
 type Write struct {
@@ -101,6 +112,10 @@ func Open(dir string, options ...Option) (*Store, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("state: %w", err)
 		}
+		opts.FS = vfs.Default
+	}
+	if s.yield != nil {
+		opts.FS = yieldingFS{FS: opts.FS, yield: s.yield}
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
