@@ -673,21 +673,40 @@ func TestResolution(t *testing.T) {
 }
 
 func TestDecodeBytesDoNotAlias(t *testing.T) {
-	reg := avro.NewRegistry()
-	s, err := reg.Add(`{"type":"record","name":"B","fields":[{"name":"b","type":"bytes"},{"name":"f","type":{"type":"fixed","name":"F","size":2}}]}`, true)
-	if err != nil {
-		t.Fatalf("Add: %v", err)
+	tests := []struct {
+		name   string
+		schema string
+		in     map[string]any
+		direct bool // decoded by the direct decoder rather than goavro
+	}{
+		{"goavro path", `{"type":"record","name":"B","fields":[{"name":"b","type":"bytes"},{"name":"f","type":{"type":"fixed","name":"F","size":2}}]}`,
+			map[string]any{"b": []byte("abc"), "f": []byte("xy")}, false},
+		{"direct path", `{"type":"record","name":"B","fields":[{"name":"b","type":"bytes"},{"name":"o","type":["null","bytes"]},
+			{"name":"u","type":["string","bytes"]},{"name":"s","type":"string"},{"name":"n","type":{"type":"record","name":"N","fields":[{"name":"b","type":"bytes"}]}}]}`,
+			map[string]any{"b": []byte("abc"), "o": []byte("opt"), "u": []byte("union"), "s": "str", "n": map[string]any{"b": []byte("nested")}}, true},
 	}
-	b := mustEncode(t, s, map[string]any{"b": []byte("abc"), "f": []byte("xy")})
-	got, err := reg.Decode(s, b)
-	if err != nil {
-		t.Fatalf("Decode: %v", err)
-	}
-	for i := range b {
-		b[i] = 0
-	}
-	if string(got["b"].([]byte)) != "abc" || string(got["f"].([]byte)) != "xy" {
-		t.Errorf("decoded bytes changed with the input buffer: got %q %q, want %q %q", got["b"], got["f"], "abc", "xy")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := avro.NewRegistry()
+			s, err := reg.Add(tt.schema, true)
+			if err != nil {
+				t.Fatalf("Add: %v", err)
+			}
+			if got := avro.HasDirectDecoder(s); got != tt.direct {
+				t.Fatalf("HasDirectDecoder = %v, want %v", got, tt.direct)
+			}
+			b := mustEncode(t, s, tt.in)
+			got, err := reg.Decode(s, b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			for i := range b {
+				b[i] = 0
+			}
+			if !reflect.DeepEqual(got, tt.in) {
+				t.Errorf("decoded values changed with the input buffer:\n got %#v\nwant %#v", got, tt.in)
+			}
+		})
 	}
 }
 

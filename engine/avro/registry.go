@@ -249,6 +249,7 @@ func newSchema(schemaJSON, source string) (*Schema, error) {
 	if s.encoder, err = newRecordEncoder(root); err != nil {
 		return nil, fmt.Errorf("avro: %w: %s: %w", ErrInvalidSchema, root.name, err)
 	}
+	s.fast = newFastDecoder(root, p)
 	return s, nil
 }
 
@@ -338,8 +339,16 @@ func (r *Registry) Decode(reader *Schema, b []byte) (map[string]any, error) {
 	return decodeBody(w, reader, b[headerLen:])
 }
 
-// decodeBody decodes a body written with w and projects it onto reader.
-func decodeBody(w, reader *Schema, body []byte) (rec map[string]any, err error) {
+// decodeBody decodes a body written with w and projects it onto reader:
+// with w's direct decoder when reader is w itself (or nil) and w has one,
+// with goavro and the projection plan otherwise.
+func decodeBody(w, reader *Schema, body []byte) (map[string]any, error) {
+	return decodeBodyWith(w, reader, body, true)
+}
+
+// decodeBodyWith is decodeBody; direct false forces the goavro path, for
+// tests that compare the two.
+func decodeBodyWith(w, reader *Schema, body []byte, direct bool) (rec map[string]any, err error) {
 	defer func() {
 		// Defence in depth for the "never panics" contract: a bug in goavro
 		// or here must cost one record, not the consumer.
@@ -352,6 +361,12 @@ func decodeBody(w, reader *Schema, body []byte) (rec map[string]any, err error) 
 		if plan, err = reader.planFor(w); err != nil {
 			return nil, fmt.Errorf("avro: decode %s as %s: %w", w, reader, err)
 		}
+	}
+	if direct && plan == w.self && w.fast != nil {
+		if rec, err = w.fast.decode(body); err != nil {
+			return nil, fmt.Errorf("avro: decode %s: %w: %w", w, ErrMalformed, err)
+		}
+		return rec, nil
 	}
 	if w.scan {
 		if err := scanBody(w.root, body); err != nil {

@@ -10,7 +10,10 @@ import (
 // goavro's recursive decoder into huge stacks.
 const maxDepth = 1000
 
-var errShort = errors.New("unexpected end of data")
+var (
+	errShort          = errors.New("unexpected end of data")
+	errVarintOverflow = errors.New("varint longer than 10 bytes")
+)
 
 // scanBody walks an Avro binary body of type n without allocating and
 // reports whether it is well formed. It guards goavro, which pre-allocates
@@ -143,5 +146,5 @@ func varint(b []byte) (int64, []byte, error) {
 	if len(b) < 10 {
 		return 0, nil, errShort
 	}
-	return 0, nil, errors.New("varint longer than 10 bytes")
+	return 0, nil, errVarintOverflow
 }

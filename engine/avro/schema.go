@@ -102,7 +102,8 @@ type Schema struct {
 	header     [headerLen]byte
 	scan       bool // validate bodies before goavro decodes them (arrays, maps or recursion)
 
-	self    *recordPlan // projection onto itself: union unwrapping only
+	self    *recordPlan  // projection onto itself: union unwrapping only
+	fast    *fastDecoder // direct decoding with this schema as reader; nil if unsupported
 	encoder *recordEncoder
 	plans   sync.Map // writer *Schema -> *planEntry, projections onto this schema
 }
@@ -230,6 +231,10 @@ type fieldNode struct {
 	pub     Field
 	rawDef  any // JSON default, parsed with UseNumber
 	defDone bool
+	// fieldLogical reports a logicalType attribute on the field object
+	// itself (not on its type), which goavro honours when the field's
+	// type is given by name and this parser ignores.
+	fieldLogical bool
 }
 
 func (n *node) field(name string) *fieldNode {
@@ -546,7 +551,7 @@ func (p *parser) parseObject(m map[string]any, ns string) (*node, error) {
 			if !ok {
 				return nil, fmt.Errorf("record %s: field %d is not an object", full, i+1)
 			}
-			f := &fieldNode{name: str(fm, "name"), doc: str(fm, "doc")}
+			f := &fieldNode{name: str(fm, "name"), doc: str(fm, "doc"), fieldLogical: fm["logicalType"] != nil}
 			if f.name == "" {
 				return nil, fmt.Errorf("record %s: field %d has no name", full, i+1)
 			}
