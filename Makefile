@@ -72,6 +72,7 @@ soak: build
 FUZZTIME ?= 20000x
 FUZZ_TARGETS := \
 	FuzzDecode:./engine/avro \
+	FuzzDirectDecode:./engine/avro \
 	FuzzAppendRow:./engine/internal/state \
 	FuzzReader:./engine/sdk/pluginpb \
 	FuzzCompile:./engine/expr \
