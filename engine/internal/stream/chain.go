@@ -70,7 +70,9 @@ type Chain struct {
 
 // Observer is told what each batch did, once the batch has committed, so a
 // batch that is retried or abandoned is never counted twice.
-// Implementations must be safe for concurrent use.
+// Implementations must be safe for concurrent use, and must not keep the
+// Batch, its outputs or their keys and values past the call: the
+// partition's next batch reuses their memory.
 type Observer interface {
 	Committed(pipeline string, b *Batch)
 	// Retrying is told at once when a stage's Process call failed and the
@@ -171,6 +173,13 @@ type Result struct {
 // partition's session ended while a stage waited to retry) is returned, in
 // which case nothing of the batch may be committed.
 func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Result, error) {
+	var sc scratch
+	return c.processWith(ctx, msgs, &sc)
+}
+
+// processWith is Process with the buffers of sc, which what it returns
+// holds until sc serves the next batch.
+func (c *Chain) processWith(ctx context.Context, msgs []*sarama.ConsumerMessage, sc *scratch) (Result, error) {
 	// A record's outputs: its sink record, and a changelog record per
 	// table, at most (flush appends those after the sinks).
 	perRecord := 1
@@ -179,8 +188,8 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 			perRecord += len(st.Tables.Defs)
 		}
 	}
-	outs := make([]Output, 0, perRecord*len(msgs))
-	items := make([]item, 0, len(msgs))
+	outs := take(&sc.outs, perRecord*len(msgs))
+	items := take(&sc.items, len(msgs))
 	for i, m := range msgs {
 		yieldEvery(i)
 		rec := toRecord(m)
@@ -214,7 +223,7 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 			}
 			items, outs = c.tables(bs, msgs, items, outs)
 		default:
-			items, outs, err = c.process(ctx, st, msgs, items, outs)
+			items, outs, err = c.process(ctx, st, msgs, items, outs, sc)
 		}
 		if err != nil {
 			return Result{}, err
@@ -222,7 +231,7 @@ func (c *Chain) Process(ctx context.Context, msgs []*sarama.ConsumerMessage) (Re
 	}
 	res := Result{Outputs: outs, Dropped: dropped}
 	if bs != nil {
-		all, writes, err := bs.flush(res.Outputs)
+		all, writes, err := bs.flush(res.Outputs, &sc.buf)
 		if err != nil {
 			return Result{}, err
 		}
@@ -306,7 +315,7 @@ func (c *Chain) filter(st Step, msgs []*sarama.ConsumerMessage, items []item, ou
 	return kept, outs
 }
 
-func (c *Chain) process(ctx context.Context, st Step, msgs []*sarama.ConsumerMessage, items []item, outs []Output) ([]item, []Output, error) {
+func (c *Chain) process(ctx context.Context, st Step, msgs []*sarama.ConsumerMessage, items []item, outs []Output, sc *scratch) ([]item, []Output, error) {
 	if len(items) == 0 {
 		return items, outs, nil
 	}
@@ -327,7 +336,7 @@ func (c *Chain) process(ctx context.Context, st Step, msgs []*sarama.ConsumerMes
 		}
 		return nil, outs, nil
 	}
-	next := make([]item, 0, len(items))
+	next := take(&sc.spare, len(items))
 	for i, res := range results {
 		it := items[i]
 		for _, e := range res.Emits {
@@ -351,6 +360,8 @@ func (c *Chain) process(ctx context.Context, st Step, msgs []*sarama.ConsumerMes
 			outs = append(outs, c.deadLetter(msgs[it.origin], it.rec, st.Name, res.DLQ))
 		}
 	}
+	// The next step reads next and writes its own next where this one read.
+	sc.items, sc.spare = next[:0], items[:0]
 	return next, outs, nil
 }
 
@@ -513,4 +524,31 @@ func yieldEvery(i int) {
 	if i%yieldInterval == yieldInterval-1 {
 		pollnet.Yield()
 	}
+}
+
+// scratch holds the buffers of one partition's batches: a batch takes
+// them, and the next batch of the partition reuses them once the first is
+// committed, so that a batch's outputs, produced messages and table values
+// take no new memory once a partition runs (a few hundred kilobytes a
+// batch otherwise, more than half of what the runtime allocated per
+// record). One goroutine uses a scratch; the zero value is ready.
+type scratch struct {
+	outs         []Output
+	items, spare []item
+	buf          []byte // the tables' values and keys
+	msgs         []*sarama.ProducerMessage
+	slab         []sarama.ProducerMessage
+	enc          []byteEncoder
+}
+
+// take returns *s emptied, with room for n elements, for a new batch: the
+// last batch's elements are cleared, so that what they pointed to can be
+// collected, and a buffer too small is replaced (and kept in *s).
+func take[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, 0, n)
+		return *s
+	}
+	clear((*s)[:cap(*s)])
+	return (*s)[:0]
 }

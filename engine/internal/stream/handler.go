@@ -126,11 +126,12 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		return nil // the session ended first
 	}
 	batch := make([]*sarama.ConsumerMessage, 0, h.r.cfg.MaxBatch)
+	var sc scratch // the partition's batch buffers, reused batch after batch
 	for {
 		var ok bool
 		batch, ok = h.collect(sess.Context(), claim.Messages(), batch[:0])
 		if len(batch) > 0 {
-			if err := h.commit(sess, claim, batch); err != nil {
+			if err := h.commit(sess, claim, batch, &sc); err != nil {
 				log.Error("batch not committed; the partition will be re-read from its last commit", "err", err, "first_offset", batch[0].Offset)
 				return err
 			}
@@ -175,18 +176,19 @@ func (h *handler) collect(ctx context.Context, msgs <-chan *sarama.ConsumerMessa
 // the batch's table changes locally. Transient Kafka errors are retried
 // with the same outputs in a new transaction, until the session ends (the
 // partition went to another member, whose offsets this one can no longer
-// commit).
-func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, batch []*sarama.ConsumerMessage) error {
+// commit). The batch uses sc's buffers; once commit returns, nothing holds
+// them but sc.
+func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, batch []*sarama.ConsumerMessage, sc *scratch) error {
 	start := time.Now()
 	// The batch in hand is finished even when the session is ending; only
 	// a stop of the whole engine mid-retry abandons it.
 	ctx := WithSession(context.WithoutCancel(sess.Context()), sess.Context().Done())
-	res, err := h.r.cfg.Chain.Process(ctx, batch)
+	res, err := h.r.cfg.Chain.processWith(ctx, batch, sc)
 	if err != nil {
 		return err
 	}
 	last := batch[len(batch)-1]
-	msgs := toProducerMessages(res.Outputs)
+	msgs := toProducerMessages(res.Outputs, sc)
 	if h.plain != nil {
 		if err := h.plain.SendMessages(msgs); err != nil {
 			return fmt.Errorf("stream: produce: %w", err)
@@ -207,7 +209,10 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.Consumer
 		h.r.log.Warn("transaction failed; retrying", "partition", claim.Partition(), "attempt", attempt, "err", err)
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
-		msgs = toProducerMessages(res.Outputs)
+		// A failed transaction's messages are never reused: the producer
+		// may not be done with them.
+		sc.msgs, sc.slab, sc.enc = nil, nil, nil
+		msgs = toProducerMessages(res.Outputs, sc)
 	}
 }
 
@@ -316,12 +321,12 @@ func (h *handler) barrier(sess sarama.ConsumerGroupSession, changelog string, p 
 }
 
 // toProducerMessages returns the messages to produce outs. A batch's
-// messages, and the encoders of their keys and values, are allocated
-// together, a few allocations per batch rather than three per record.
-func toProducerMessages(outs []Output) []*sarama.ProducerMessage {
-	msgs := make([]*sarama.ProducerMessage, len(outs))
-	slab := make([]sarama.ProducerMessage, len(outs))
-	bytes := make([]byteEncoder, 0, 2*len(outs))
+// messages, and the encoders of their keys and values, are in sc's
+// buffers (taken for them, see take), not three allocations per record.
+func toProducerMessages(outs []Output, sc *scratch) []*sarama.ProducerMessage {
+	msgs := take(&sc.msgs, len(outs))[:len(outs)]
+	slab := take(&sc.slab, len(outs))[:len(outs)]
+	bytes := take(&sc.enc, 2*len(outs))
 	encoder := func(b []byte) sarama.Encoder {
 		bytes = append(bytes, byteEncoder{b})
 		return &bytes[len(bytes)-1]

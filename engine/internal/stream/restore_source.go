@@ -156,7 +156,7 @@ func (r *sourceRestore) replay(ctx context.Context, pc sarama.PartitionConsumer,
 func (r *sourceRestore) apply(bs *batchState, next int64, applied int) error {
 	byTable := map[string][]state.Write{}
 	if bs != nil {
-		_, writes, err := bs.flush(nil)
+		_, writes, err := bs.flush(nil, nil)
 		if err != nil {
 			return fmt.Errorf("stream: restore %s/%d from the source: %w", r.topic, r.partition, err)
 		}

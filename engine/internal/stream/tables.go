@@ -514,8 +514,9 @@ func (b *batchState) applyRepartitioned(value, key []byte, ts time.Time) error {
 // flush appends to outs the batch's repartition records (one per aggregate
 // and group) and its changelog records (one per changed key, pinned to the
 // partition; none for a table restored from its source), and returns them
-// with its store writes.
-func (b *batchState) flush(outs []Output) ([]Output, []StateWrite, error) {
+// with its store writes. Their keys and values are in *buf0, taken for
+// them (see take), or in a new buffer when buf0 is nil.
+func (b *batchState) flush(outs []Output, buf0 *[]byte) ([]Output, []StateWrite, error) {
 	for _, k := range b.partOrder {
 		p := b.parts[k]
 		v, err := json.Marshal(p.change)
@@ -528,7 +529,12 @@ func (b *batchState) flush(outs []Output) ([]Output, []StateWrite, error) {
 	var writes []StateWrite
 	// The batch's values and keys share one buffer (a slice of it stays
 	// valid when a later append moves the buffer).
-	buf := make([]byte, 0, 300*len(b.order))
+	var buf []byte
+	if buf0 != nil {
+		buf = take(buf0, 300*len(b.order))
+	} else {
+		buf = make([]byte, 0, 300*len(b.order))
+	}
 	for i, k := range b.order {
 		yieldEvery(i)
 		info := b.t.tableInfo(k.table)

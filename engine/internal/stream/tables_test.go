@@ -41,7 +41,7 @@ func TestLatestTableWithoutAggregates(t *testing.T) {
 			t.Fatalf("update %v: %v, %d repartition records", r, err, len(outs))
 		}
 	}
-	outs, writes, err := bs.flush(nil)
+	outs, writes, err := bs.flush(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestRepartitionCombinesPerGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	outs, _, err := bs.flush(nil)
+	outs, _, err := bs.flush(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestFlushWritesEveryTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	outs, writes, err := bs.flush(nil)
+	outs, writes, err := bs.flush(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestTwoTablesKeptWhole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	outs, writes, err := bs.flush(nil)
+	outs, writes, err := bs.flush(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
