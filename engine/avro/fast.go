@@ -93,7 +93,7 @@ var fastGoavroSymbols = map[string]bool{
 // differently from this package's parser (see fastUnsupportedShortNames,
 // field names with dots, a logicalType attribute on a field object).
 func newFastDecoder(root *node, p *parser) *fastDecoder {
-	if p.scan { // an array, a map or a recursive reference
+	if p.scan || p.logicalRef { // an array, a map, a recursive reference, or see logicalRef
 		return nil
 	}
 	// goavro resolves a reference "X" in namespace ns as "X" before

@@ -94,6 +94,10 @@ var indirectSchemas = map[string]string{
 		{"type":"record","name":"b.Foo","fields":[{"name":"y","type":"string"}]}]}]}`,
 	"two timestamp units": `{"type":"record","name":"R","fields":[{"name":"u","type":[
 		{"type":"long","logicalType":"timestamp-millis"},{"type":"long","logicalType":"timestamp-micros"}]}]}`,
+	"logical type on a named reference": `{"type":"record","name":"R","fields":[
+		{"name":"a","type":{"type":"record","name":"x","namespace":"Foo","fields":[{"name":"i","type":"int"}]}},
+		{"name":"b","type":{"type":"record","name":"Foo","fields":[{"name":"s","type":"string"}]}},
+		{"name":"c","type":{"type":"Foo","logicalType":"x"}}]}`,
 	"shadowing name": `{"type":"record","name":"R","namespace":"t","fields":[{"name":"a","type":{"type":"record","name":"string","fields":[]}}]}`,
 }
 

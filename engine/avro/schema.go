@@ -304,7 +304,10 @@ type parser struct {
 	named  map[string]*node
 	fields []*fieldNode // every field, to resolve defaults after the graph is built
 	scan   bool         // graph has an array, a map or a recursive reference
-	open   map[*node]bool
+	// logicalRef: a reference to a named type carries a logicalType
+	// (see parseObject), which goavro may read otherwise.
+	logicalRef bool
+	open       map[*node]bool
 }
 
 func parseSchema(schemaJSON string) (*node, *parser, error) {
@@ -485,7 +488,12 @@ func (p *parser) parseObject(m map[string]any, ns string) (*node, error) {
 		}
 		return &node{kind: kMap, typ: Map, key: "map", values: vn, logical: logical}, nil
 	default:
-		// A reference to a named type, written as an object.
+		// A reference to a named type, written as an object. A logical
+		// type here is ignored, but goavro may read the reference as
+		// another named type ("Foo.x" for "Foo" with logicalType "x").
+		if logical != "" {
+			p.logicalRef = true
+		}
 		return p.parse(t, ns)
 	}
 
