@@ -112,7 +112,11 @@ func Open(dir string, options ...Option) (*Store, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("state: %w", err)
 		}
-		opts.FS = vfs.Default
+		if s.yield != nil {
+			// What Pebble does with no file system set: the OS's, with
+			// its disk-health checks, here under the yields.
+			opts.WithFSDefaults()
+		}
 	}
 	if s.yield != nil {
 		opts.FS = yieldingFS{FS: opts.FS, yield: s.yield}
