@@ -2,7 +2,10 @@ package stream
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
 	"testing"
+	"unsafe"
 )
 
 // TestPartCacheStaysBounded fills a partition cache far past its bound:
@@ -39,5 +42,37 @@ func TestPartCacheStaysBounded(t *testing.T) {
 	}
 	if v, _ := c.get(tableKey{"t", fmt.Sprint(n - 1)}); v != -1 {
 		t.Errorf("updated value: got %v, want -1", v)
+	}
+}
+
+// TestDetachCopiesStrings checks that detach leaves no string of a row,
+// nested ones included, pointing into the memory it was decoded from, and
+// changes no value.
+func TestDetachCopiesStrings(t *testing.T) {
+	body := strings.Repeat("x", 1000) + "APPROVED" + "t-1" + "USD"
+	row := map[string]any{
+		"status": body[1000:1008], "id": body[1008:1011], "n": int64(5),
+		"nested": map[string]any{"currency": body[1011:1014]},
+		"list":   []any{body[1008:1011], 1.5},
+	}
+	detach(row)
+	want := map[string]any{
+		"status": "APPROVED", "id": "t-1", "n": int64(5),
+		"nested": map[string]any{"currency": "USD"},
+		"list":   []any{"t-1", 1.5},
+	}
+	if !reflect.DeepEqual(row, want) {
+		t.Fatalf("detach changed the row to %v, want %v", row, want)
+	}
+	start := uintptr(unsafe.Pointer(unsafe.StringData(body)))
+	inBody := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return p >= start && p < start+uintptr(len(body))
+	}
+	for _, s := range []string{row["status"].(string), row["id"].(string),
+		row["nested"].(map[string]any)["currency"].(string), row["list"].([]any)[0].(string)} {
+		if inBody(s) {
+			t.Errorf("%q still points into the decoded body", s)
+		}
 	}
 }

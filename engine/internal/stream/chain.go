@@ -239,6 +239,7 @@ func (c *Chain) processWith(ctx context.Context, msgs []*sarama.ConsumerMessage,
 		res.State = writes
 		res.Committed = bs.committed
 	}
+	sc.outs = res.Outputs[:0] // grown by appends past what take sized
 	return res, nil
 }
 

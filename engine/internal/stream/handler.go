@@ -209,8 +209,10 @@ func (h *handler) commit(sess sarama.ConsumerGroupSession, claim sarama.Consumer
 		h.r.log.Warn("transaction failed; retrying", "partition", claim.Partition(), "attempt", attempt, "err", err)
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
-		// A failed transaction's messages are never reused: the producer
-		// may not be done with them.
+		// A failed transaction's messages are not reused: the producer is
+		// done with them (sarama waits for what is in flight before it
+		// ends a transaction), but the committer's record of the
+		// failures still points to them.
 		sc.msgs, sc.slab, sc.enc = nil, nil, nil
 		msgs = toProducerMessages(res.Outputs, sc)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,12 +193,37 @@ func (b *batchState) committed() {
 	for _, k := range b.order {
 		if r, ok := b.latest[k.table][k.key]; ok {
 			if b.t.needsOld(k.table) { // else nothing reads it back
+				detach(r)
 				b.cache.put(k, r)
 			}
 		} else {
 			b.cache.put(k, *b.aggs[k.table][k.key])
 		}
 	}
+}
+
+// detach gives each string in row (and in the maps and slices it holds)
+// memory of its own, in place, so that a cached row keeps only its own
+// values: the Avro decoder's strings share one copy of the whole record,
+// fields the table dropped included.
+func detach(row map[string]any) {
+	for k, v := range row {
+		row[k] = detached(v)
+	}
+}
+
+func detached(v any) any {
+	switch v := v.(type) {
+	case string:
+		return strings.Clone(v)
+	case map[string]any:
+		detach(v)
+	case []any:
+		for i, e := range v {
+			v[i] = detached(e)
+		}
+	}
+	return v
 }
 
 func (b *batchState) touch(table, key string) {
@@ -514,8 +540,9 @@ func (b *batchState) applyRepartitioned(value, key []byte, ts time.Time) error {
 // flush appends to outs the batch's repartition records (one per aggregate
 // and group) and its changelog records (one per changed key, pinned to the
 // partition; none for a table restored from its source), and returns them
-// with its store writes. Their keys and values are in *buf0, taken for
-// them (see take), or in a new buffer when buf0 is nil.
+// with its store writes. Their keys and values are in the buffer *buf0
+// (taken for them, see take; *buf0 is left holding it as it grew), or in a
+// new one when buf0 is nil.
 func (b *batchState) flush(outs []Output, buf0 *[]byte) ([]Output, []StateWrite, error) {
 	for _, k := range b.partOrder {
 		p := b.parts[k]
@@ -569,6 +596,9 @@ func (b *batchState) flush(outs []Output, buf0 *[]byte) ([]Output, []StateWrite,
 			byTable[k.table] = j
 		}
 		writes[j].Writes = append(writes[j].Writes, state.Write{Key: key, Value: raw})
+	}
+	if buf0 != nil {
+		*buf0 = buf[:0] // grown by appends past what take sized
 	}
 	return outs, writes, nil
 }
