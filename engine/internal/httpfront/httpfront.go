@@ -16,7 +16,9 @@
 // runtime and the Kafka clients call pollnet.Yield or pollnet.Poll between
 // records, and those run the connection's OnArrival function (see package
 // pollnet). Such a request waits for no turn at all: it is read, answered
-// and written by a goroutine that is running anyway.
+// and written by a goroutine that is running anyway. One noticed by
+// pollnet.Handoff instead (the state store's background writes) is answered
+// by the connection's goroutine, which Handoff yields to.
 //
 // What the front answers it answers through the same http.Handler, with
 // the same timeouts, so the answers are those net/http would give; it only

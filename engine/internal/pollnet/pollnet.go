@@ -24,8 +24,11 @@
 // and Yield and Poll, which busy goroutines call between records, ask it
 // without blocking: data that arrived runs the connection's OnArrival
 // function right there (httpfront answers a lookup so), or wakes its
-// reader. WaitReadable, ReadNow and WriteNow let such a function and the
-// connection's goroutine share the connection.
+// reader. Handoff, for goroutines that may hold locks such a function
+// could need (Pebble's flushes and compactions call it), only wakes the
+// reader and yields the processor to it. WaitReadable, ReadNow and
+// WriteNow let such a function and the connection's goroutine share the
+// connection.
 package pollnet
 
 import (
