@@ -126,86 +126,63 @@ func TestKickDoesNotEndRead(t *testing.T) {
 	}
 }
 
-// TestYieldWakesReader runs one processor, kept busy by a goroutine that
-// calls Yield in a loop. The runtime does not consult its network poller
-// while that goroutine is runnable (only its monitor does, every 10 ms), so
-// the reader of an idle connection learns of its data from Yield.
-func TestYieldWakesReader(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	c, peer := newPolling(t)
-	idle(c)
-	ch := startRead(c)
-	waitReading(t, c)
-	before := kicks.Load()
-
-	stop := make(chan struct{})
-	busy := make(chan struct{})
-	go func() {
-		defer close(busy)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				Yield()
+// TestBusyGoroutineWakesReader checks that a goroutine busy calling Yield,
+// or Handoff, in a loop wakes the reader of a connection whose data
+// arrived, with one processor: the runtime does not consult its network
+// poller while that goroutine is runnable (only its monitor does, every 10
+// ms), so the reader of an idle connection learns of its data from them.
+// Handoff, unlike Yield, leaves the connection's OnArrival function alone
+// and yields the processor to the reader.
+func TestBusyGoroutineWakesReader(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		call func()
+	}{
+		{"Yield", Yield},
+		{"Handoff", Handoff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			c, peer := newPolling(t)
+			idle(c)
+			var arrivals atomic.Int32
+			if tc.name == "Handoff" {
+				// Claims every arrival: were it run, the read would never end.
+				OnArrival(c, func() bool { arrivals.Add(1); return true })
 			}
-		}
-	}()
-	if _, err := peer.Write([]byte("query")); err != nil {
-		t.Fatal(err)
-	}
-	r := await(t, ch, "Read while busy")
-	close(stop)
-	<-busy
-	if r.err != nil || r.data != "query" {
-		t.Fatalf("Read = %q, %v; want %q, nil", r.data, r.err, "query")
-	}
-	if kicks.Load() == before {
-		t.Fatal("the reader got its data without Yield waking it")
-	}
-}
+			ch := startRead(c)
+			waitReading(t, c)
+			before := kicks.Load()
 
-// TestHandoffWakesReaderNotArrival checks that Handoff, unlike Poll, leaves
-// a connection's OnArrival function alone and wakes its reader instead,
-// which then runs on the processor Handoff gave up: with one processor
-// and a goroutine that only calls Handoff, the read still ends.
-func TestHandoffWakesReaderNotArrival(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	c, peer := newPolling(t)
-	idle(c)
-	var arrivals atomic.Int32
-	OnArrival(c, func() bool { arrivals.Add(1); return true })
-	ch := startRead(c)
-	waitReading(t, c)
-	before := kicks.Load()
-
-	stop := make(chan struct{})
-	busy := make(chan struct{})
-	go func() {
-		defer close(busy)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				Handoff()
+			stop := make(chan struct{})
+			busy := make(chan struct{})
+			go func() {
+				defer close(busy)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						tc.call()
+					}
+				}
+			}()
+			if _, err := peer.Write([]byte("query")); err != nil {
+				t.Fatal(err)
 			}
-		}
-	}()
-	if _, err := peer.Write([]byte("query")); err != nil {
-		t.Fatal(err)
-	}
-	r := await(t, ch, "Read while a goroutine hands off")
-	close(stop)
-	<-busy
-	if r.err != nil || r.data != "query" {
-		t.Fatalf("Read = %q, %v; want %q, nil", r.data, r.err, "query")
-	}
-	if n := arrivals.Load(); n != 0 {
-		t.Fatalf("Handoff ran the OnArrival function %d times; want 0", n)
-	}
-	if kicks.Load() == before {
-		t.Fatal("the reader got its data without Handoff waking it")
+			r := await(t, ch, "Read while busy")
+			close(stop)
+			<-busy
+			if r.err != nil || r.data != "query" {
+				t.Fatalf("Read = %q, %v; want %q, nil", r.data, r.err, "query")
+			}
+			if n := arrivals.Load(); n != 0 {
+				t.Fatalf("%s ran the OnArrival function %d times; want 0", tc.name, n)
+			}
+			if kicks.Load() == before {
+				t.Fatalf("the reader got its data without %s waking it", tc.name)
+			}
+		})
 	}
 }
 
